@@ -1,0 +1,187 @@
+"""Shared-memory buffers: the only way pixels cross process boundaries.
+
+Every segment pyramidd creates is named ``pyramidd_<pid>_<token>`` after the process
+that owns it, so :func:`sweep` can remove the segments of processes that died
+(kill -9 leaves them in ``/dev/shm``). Tiles travel in fixed-size *slots* of a few
+large segments (:class:`SlotPool`), never one segment per tile.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from multiprocessing import resource_tracker, shared_memory
+from pathlib import Path
+
+import numpy as np
+
+PREFIX = "pyramidd_"
+SHM_DIR = Path("/dev/shm")
+
+
+def segment_name(owner_pid: int | None = None) -> str:
+    """A fresh segment name owned by ``owner_pid`` (default: this process)."""
+    return f"{PREFIX}{owner_pid or os.getpid()}_{secrets.token_hex(6)}"
+
+
+def create(nbytes: int, owner_pid: int | None = None) -> shared_memory.SharedMemory:
+    """Create a segment of ``nbytes`` (at least 1) owned by ``owner_pid``.
+
+    The caller unlinks it. Python's resource tracker is told to forget it: pyramidd
+    tracks its segments by name instead, and the tracker would otherwise unlink a
+    segment when any process that touched it exits.
+    """
+    shm = shared_memory.SharedMemory(name=segment_name(owner_pid), create=True, size=max(1, nbytes))
+    _untrack(shm)
+    return shm
+
+
+def attach(name: str) -> shared_memory.SharedMemory:
+    """Open an existing segment without taking ownership of it."""
+    shm = shared_memory.SharedMemory(name=name, create=False)
+    _untrack(shm)
+    return shm
+
+
+def _untrack(shm: shared_memory.SharedMemory) -> None:
+    try:
+        resource_tracker.unregister(shm._name, "shared_memory")  # type: ignore[attr-defined]
+    except Exception:  # tracker not running in this process: nothing to forget
+        pass
+
+
+def unlink(name: str) -> None:
+    """Remove a segment by name; a segment already gone is fine."""
+    try:
+        shm = attach(name)
+    except FileNotFoundError:
+        return
+    shm.close()
+    try:
+        shm.unlink()
+    except FileNotFoundError:
+        pass
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep(directory: Path = SHM_DIR) -> list[str]:
+    """Unlink segments whose owner process is gone; return their names."""
+    removed = []
+    if not directory.is_dir():
+        return removed
+    for entry in directory.iterdir():
+        if not entry.name.startswith(PREFIX):
+            continue
+        try:
+            pid = int(entry.name[len(PREFIX) :].split("_", 1)[0])
+        except ValueError:
+            continue
+        if not _alive(pid):
+            try:
+                entry.unlink()
+                removed.append(entry.name)
+            except FileNotFoundError:
+                pass
+    return removed
+
+
+@dataclass(frozen=True)
+class SlotRef:
+    """Where a tile lies in a :class:`SlotPool`: segment, slot, and its shape."""
+
+    segment: str
+    slot: int
+    height: int
+    width: int
+    bands: int
+
+
+class SlotPool:
+    """A pool of equal slots in one segment, allocated by the coordinator.
+
+    Workers attach the segment by name and read or write the slot a task names.
+    """
+
+    def __init__(self, slot_bytes: int, slots: int) -> None:
+        self.slot_bytes = slot_bytes
+        self.slots = slots
+        self._shm = create(slot_bytes * slots)
+        self._free = list(range(slots - 1, -1, -1))
+
+    @property
+    def name(self) -> str:
+        """The segment's name."""
+        return self._shm.name
+
+    def available(self) -> int:
+        """Free slots."""
+        return len(self._free)
+
+    def take(self) -> int:
+        """A free slot index; :class:`RuntimeError` if none is left (the caller bounds use)."""
+        if not self._free:
+            raise RuntimeError("shared-memory slot pool exhausted")
+        return self._free.pop()
+
+    def give(self, slot: int) -> None:
+        """Return a slot to the pool."""
+        self._free.append(slot)
+
+    def view(self, ref: SlotRef) -> np.ndarray:
+        """The array in a slot of this pool (coordinator side)."""
+        return slot_array(self._shm, self.slot_bytes, ref)
+
+    def close(self) -> None:
+        """Unlink the segment."""
+        self._shm.close()
+        try:
+            self._shm.unlink()
+        except FileNotFoundError:
+            pass
+
+
+def slot_array(shm: shared_memory.SharedMemory, slot_bytes: int, ref: SlotRef) -> np.ndarray:
+    """A ``(height, width, bands)`` uint8 view of slot ``ref.slot`` in ``shm``."""
+    n = ref.height * ref.width * ref.bands
+    if n > slot_bytes:
+        raise ValueError(f"{n} bytes do not fit a slot of {slot_bytes}")
+    start = ref.slot * slot_bytes
+    return np.ndarray((ref.height, ref.width, ref.bands), np.uint8, shm.buf, start)
+
+
+class Attached:
+    """Worker-side cache of attached segments, so a segment is mapped once per process."""
+
+    def __init__(self) -> None:
+        self._segments: dict[str, shared_memory.SharedMemory] = {}
+
+    def get(self, name: str) -> shared_memory.SharedMemory:
+        """The segment called ``name``, attaching it on first use."""
+        shm = self._segments.get(name)
+        if shm is None:
+            shm = self._segments[name] = attach(name)
+        return shm
+
+    def drop(self, name: str) -> None:
+        """Forget a segment (after the coordinator unlinked it)."""
+        shm = self._segments.pop(name, None)
+        if shm is not None:
+            try:
+                shm.close()
+            except BufferError:  # a view is still alive; the mapping goes with the process
+                pass
+
+    def close(self) -> None:
+        """Detach everything."""
+        for name in list(self._segments):
+            self.drop(name)

@@ -1,0 +1,3 @@
+"""Built-in sink formats (layouts). Each module holds one layout; ``BUILTINS`` lists them."""
+
+BUILTINS: tuple = ()

@@ -1,0 +1,3 @@
+"""Built-in source formats. Each module holds one format; ``BUILTINS`` lists them."""
+
+BUILTINS: tuple = ()
