@@ -38,7 +38,7 @@ class BuildOptions:
     tile_size: int | None = None  # None: the layout's default (254 for DZI, 256 otherwise)
     overlap: int | None = None  # None: the layout's default (1 for DZI, 0 otherwise)
     suffix: str = "jpg"
-    quality: int = 85
+    quality: int = 75  # as vips jpegsave
     resampler: str = "box"
     background: tuple[int, int, int, int] = (255, 255, 255, 255)
     workers: int = 0  # 0: one per CPU

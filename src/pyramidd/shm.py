@@ -25,14 +25,21 @@ def segment_name(owner_pid: int | None = None) -> str:
     return f"{PREFIX}{owner_pid or os.getpid()}_{secrets.token_hex(6)}"
 
 
-def create(nbytes: int, owner_pid: int | None = None) -> shared_memory.SharedMemory:
+def create(
+    nbytes: int, owner_pid: int | None = None, name: str | None = None
+) -> shared_memory.SharedMemory:
     """Create a segment of ``nbytes`` (at least 1) owned by ``owner_pid``.
+
+    ``name`` (from :func:`segment_name`) lets the owner pick the name before another
+    process creates the segment, so the owner can unlink it even if that process dies.
 
     The caller unlinks it. Python's resource tracker is told to forget it: pyramidd
     tracks its segments by name instead, and the tracker would otherwise unlink a
     segment when any process that touched it exits.
     """
-    shm = shared_memory.SharedMemory(name=segment_name(owner_pid), create=True, size=max(1, nbytes))
+    shm = shared_memory.SharedMemory(
+        name=name or segment_name(owner_pid), create=True, size=max(1, nbytes)
+    )
     _untrack(shm)
     return shm
 
