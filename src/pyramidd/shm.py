@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from multiprocessing import resource_tracker, shared_memory
 from pathlib import Path
 
+import _posixshmem  # the module SharedMemory itself unlinks with
 import numpy as np
 
 PREFIX = "pyramidd_"
@@ -59,14 +60,13 @@ def _untrack(shm: shared_memory.SharedMemory) -> None:
 
 
 def unlink(name: str) -> None:
-    """Remove a segment by name; a segment already gone is fine."""
+    """Remove a segment by name; a segment already gone is fine.
+
+    Goes around ``SharedMemory.unlink``, which would tell the resource tracker about
+    a segment it was told to forget.
+    """
     try:
-        shm = attach(name)
-    except FileNotFoundError:
-        return
-    shm.close()
-    try:
-        shm.unlink()
+        _posixshmem.shm_unlink("/" + name.lstrip("/"))
     except FileNotFoundError:
         pass
 
@@ -151,10 +151,7 @@ class SlotPool:
     def close(self) -> None:
         """Unlink the segment."""
         self._shm.close()
-        try:
-            self._shm.unlink()
-        except FileNotFoundError:
-            pass
+        unlink(self._shm.name)
 
 
 def slot_array(shm: shared_memory.SharedMemory, slot_bytes: int, ref: SlotRef) -> np.ndarray:
