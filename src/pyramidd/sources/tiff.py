@@ -1,0 +1,353 @@
+"""The TIFF / BigTIFF source: region reads that decode only the segments they touch.
+
+A TIFF stores its first page (the full-resolution one in a pyramidal file; other
+pages are ignored) as *segments*: tiles, or strips of whole rows. A region read
+finds the segments that intersect the rectangle through the page's segment offsets
+and byte counts, reads their bytes and decodes each with tifffile's ``page.decode``
+(any compression tifffile decodes: none, LZW, Deflate, JPEG, ZSTD, PackBits, WebP,
+...). Decoded segments are kept, already converted to 8 bits, in a bounded LRU cache
+(:attr:`TiffReader.cache_bytes`, 64 MiB by default), because neighbouring regions
+overlap segment boundaries: read in Z-order in 254-pixel regions, each 256-pixel tile
+of a large image is decoded about 1.1 times.
+
+Tiled and striped, contiguous and separate planar configuration, 1 to 4 samples of
+1, 2, 4, 8 or 16 bits are read; samples convert by the rule in
+:mod:`pyramidd.sources.convert` (MinIsWhite is inverted, palette becomes RGB, CMYK,
+YCbCr and CIELab become RGB, 16-bit becomes 8-bit by ``(v + 128) // 257``; the first
+extra sample is alpha and any further ones are dropped).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tifffile
+
+from ..errors import InputError
+from ..options import BuildOptions
+from .convert import Conversion, palette_table, unsupported
+from .raster import check_region, check_size
+
+#: First four bytes of a classic TIFF and of a BigTIFF, in either byte order.
+MAGICS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+
+#: Default budget of a reader's decoded-segment cache.
+DEFAULT_CACHE_BYTES = 64 << 20
+
+_JPEG = {6, 7, 33007, 34892}
+_ALPHA = {1, 2}  # ExtraSamples: associated, unassociated alpha
+
+
+@dataclass(frozen=True)
+class TiffSource:
+    """Page 0 of a TIFF file: its size, bands, and how its samples convert."""
+
+    path: Path
+    width: int
+    height: int
+    bands: int
+    conversion: Conversion
+    #: Budget in bytes of each reader's cache of decoded segments.
+    cache_bytes: int = DEFAULT_CACHE_BYTES
+
+    def open(self) -> "TiffReader":
+        """Open the file for region reads. Runs in a render worker."""
+        return TiffReader(self.path, self.conversion, self.cache_bytes)
+
+
+class SegmentCache:
+    """Least-recently-used decoded segments, bounded by their total size in bytes.
+
+    The segment just added is always kept, even alone over the budget: a region read
+    needs it.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.nbytes = 0
+        self._items: OrderedDict[Any, np.ndarray] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def get(self, key: Any) -> np.ndarray | None:
+        """The array stored under ``key`` (now the most recently used), or ``None``."""
+        array = self._items.get(key)
+        if array is not None:
+            self._items.move_to_end(key)
+        return array
+
+    def put(self, key: Any, array: np.ndarray) -> None:
+        """Store ``array``, evicting the least recently used beyond the budget."""
+        old = self._items.pop(key, None)
+        if old is not None:
+            self.nbytes -= old.nbytes
+        self._items[key] = array
+        self.nbytes += array.nbytes
+        while self.nbytes > self.max_bytes and len(self._items) > 1:
+            _, evicted = self._items.popitem(last=False)
+            self.nbytes -= evicted.nbytes
+
+    def clear(self) -> None:
+        """Forget everything."""
+        self._items.clear()
+        self.nbytes = 0
+
+
+def _library_error(name: str, what: str, exc: BaseException) -> InputError:
+    text = str(exc).strip().splitlines()
+    detail = text[0] if text else type(exc).__name__
+    return InputError(f"{name}: {what}: {detail}")
+
+
+class TiffReader:
+    """Region reads of page 0 of a TIFF file, decoding only the segments they touch."""
+
+    def __init__(
+        self, path: Path, conversion: Conversion, cache_bytes: int = DEFAULT_CACHE_BYTES
+    ) -> None:
+        self.path = Path(path)
+        self.conversion = conversion
+        self.cache_bytes = cache_bytes
+        #: Segments decoded so far (one per plane of a separate-planar segment).
+        self.decode_count = 0
+        name = self.path.name
+        try:
+            self._tif = tifffile.TiffFile(self.path)
+            page = self._tif.pages.first
+        except Exception as exc:  # any failure to parse the file is the input's fault
+            raise _library_error(name, "not a readable TIFF", exc) from None
+        self._page = page
+        self._fd = os.open(self.path, os.O_RDONLY)
+        self.width, self.height = page.imagewidth, page.imagelength
+        self.seg_h, self.seg_w = _segment_shape(page)
+        self.rows = math.ceil(self.height / self.seg_h)
+        self.cols = math.ceil(self.width / self.seg_w)
+        self.planes = page.samplesperpixel if page.planarconfig == 2 else 1
+        self._offsets = page.dataoffsets
+        self._counts = page.databytecounts
+        self._decode_kwargs: dict[str, Any] = {}
+        if page.compression in _JPEG:
+            self._decode_kwargs = {
+                "jpegtables": page.jpegtables,
+                "jpegheader": page.keyframe.jpegheader,
+            }
+        self._cache = SegmentCache(cache_bytes)
+
+    def read_region(self, x: int, y: int, w: int, h: int) -> np.ndarray:
+        """Pixels of ``[x, x+w) x [y, y+h)`` as ``(h, w, bands)`` uint8.
+
+        A view of a cached segment when the rectangle lies inside one.
+        """
+        check_region(self.width, self.height, x, y, w, h)
+        sh, sw = self.seg_h, self.seg_w
+        r0, r1 = y // sh, (y + h - 1) // sh
+        c0, c1 = x // sw, (x + w - 1) // sw
+        if r0 == r1 and c0 == c1:
+            seg = self.segment(r0, c0)
+            return seg[y - r0 * sh : y - r0 * sh + h, x - c0 * sw : x - c0 * sw + w]
+        out = np.empty((h, w, self.conversion.bands), np.uint8)
+        for r in range(r0, r1 + 1):
+            top, bottom = max(y, r * sh), min(y + h, (r + 1) * sh)
+            for c in range(c0, c1 + 1):
+                left, right = max(x, c * sw), min(x + w, (c + 1) * sw)
+                seg = self.segment(r, c)
+                out[top - y : bottom - y, left - x : right - x] = seg[
+                    top - r * sh : bottom - r * sh, left - c * sw : right - c * sw
+                ]
+        return out
+
+    def segment(self, row: int, col: int) -> np.ndarray:
+        """The converted pixels of segment ``(row, col)`` inside the image, cached."""
+        seg = self._cache.get((row, col))
+        if seg is None:
+            seg = self._decode(row, col)
+            self._cache.put((row, col), seg)
+        return seg
+
+    def _decode(self, row: int, col: int) -> np.ndarray:
+        rh = min(self.seg_h, self.height - row * self.seg_h)
+        rw = min(self.seg_w, self.width - col * self.seg_w)
+        planes = []
+        for plane in range(self.planes):
+            index = (plane * self.rows + row) * self.cols + col
+            planes.append(self._decode_plane(index, rh, rw))
+        raw = planes[0] if len(planes) == 1 else np.concatenate(planes, axis=2)
+        try:
+            return np.ascontiguousarray(self.conversion.apply(raw))
+        except ValueError as exc:  # fewer samples decoded than the header promised
+            raise _library_error(self.path.name, f"segment {row},{col} is corrupt", exc) from None
+
+    def _decode_plane(self, index: int, rh: int, rw: int) -> np.ndarray:
+        name = self.path.name
+        offset, count = self._offsets[index], self._counts[index]
+        data: bytes | None = None
+        if count:
+            data = os.pread(self._fd, count, offset)
+            if len(data) < count:
+                raise InputError(
+                    f"{name}: truncated: segment {index} ends at byte {offset + count:,} "
+                    f"but the file has {os.fstat(self._fd).st_size:,}"
+                )
+        try:
+            decoded, _, shape = self._page.decode(data, index, **self._decode_kwargs)
+        except Exception as exc:  # codec errors are the data's fault, whatever their type
+            raise _library_error(name, f"cannot decode segment {index}", exc) from None
+        self.decode_count += 1
+        if decoded is None:  # an empty segment (byte count 0) reads as zeros
+            return np.zeros((rh, rw, shape[3]), self._page.dtype)
+        plane = decoded[0]
+        if plane.shape[0] < rh or plane.shape[1] < rw:
+            raise InputError(
+                f"{name}: segment {index} decodes to {plane.shape[1]}x{plane.shape[0]} "
+                f"pixels, fewer than the {rw}x{rh} it must cover"
+            )
+        return plane[:rh, :rw]
+
+    def close(self) -> None:
+        """Close the file and drop the cache."""
+        self._cache.clear()
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+        self._tif.close()
+
+
+def _segment_shape(page: tifffile.TiffPage) -> tuple[int, int]:
+    """Height and width of one segment: a tile, or a strip of whole rows."""
+    if page.is_tiled:
+        return page.tilelength, page.tilewidth
+    return min(page.rowsperstrip or page.imagelength, page.imagelength), page.imagewidth
+
+
+def conversion_of(page: tifffile.TiffPage, name: str) -> Conversion:
+    """The :class:`Conversion` for a page's samples, or :class:`InputError` if none."""
+    photometric = int(page.photometric)
+    bits = page.bitspersample
+    if page.sampleformat != 1 or bits not in (1, 2, 4, 8, 16) or page.dtype is None:
+        kind = {2: "signed integer", 3: "floating-point"}.get(int(page.sampleformat), "")
+        raise unsupported(name, f"{bits}-bit {kind} samples".replace("  ", " "))
+    spp = page.samplesperpixel
+    extras = tuple(int(e) for e in page.extrasamples)
+    invert = False
+    signed_ab = False
+    palette = None
+    if photometric in (0, 1):  # MinIsWhite, MinIsBlack
+        colour, invert = "grey", photometric == 0
+    elif photometric == 2:
+        colour = "rgb"
+    elif photometric == 3:
+        colour = "palette"
+        colormap = page.colormap
+        if colormap is None:
+            raise InputError(f"{name}: a palette image without a colour map")
+        colours = np.asarray(colormap).T
+        # Some writers store 8-bit values in the 16-bit colour map.
+        table = colours.astype(np.uint8) if colours.max() < 256 else (
+            (colours.astype(np.uint32) + 128) // 257
+        ).astype(np.uint8)
+        palette = palette_table(table, bits)
+    elif photometric == 5 and int(page.tags.valueof(332, 1)) == 1:  # Separated, InkSet CMYK
+        colour = "cmyk"
+    elif photometric == 6:
+        if page.compression in _JPEG:
+            colour = "rgb"  # the JPEG decoder returns RGB
+        elif tuple(page.subsampling or (1, 1)) == (1, 1):
+            colour = "ycbcr"
+        else:
+            raise unsupported(name, "chroma-subsampled YCbCr without JPEG compression")
+    elif photometric in (8, 9):  # CIELab (signed a/b), ICCLab (offset a/b)
+        colour, signed_ab = "lab", photometric == 8
+        if bits != 8:
+            raise unsupported(name, f"{bits}-bit CIELab")
+    else:
+        try:
+            label = tifffile.PHOTOMETRIC(photometric).name
+        except ValueError:
+            label = str(photometric)
+        raise unsupported(name, f"photometric interpretation {label}")
+    conversion = Conversion(
+        colour, bits=bits, invert=invert, palette=palette, signed_ab=signed_ab
+    )
+    if spp < conversion.samples:
+        raise InputError(f"{name}: {spp} samples per pixel are too few for {colour}")
+    if spp > conversion.samples and (not extras or extras[0] in _ALPHA or extras[0] == 0):
+        # The first extra sample is taken as alpha (an unspecified one too: writers
+        # often leave it unspecified); any further ones are dropped.
+        conversion = Conversion(
+            colour, bits=bits, alpha=True, invert=invert, palette=palette, signed_ab=signed_ab
+        )
+    return conversion
+
+
+class TiffFormat:
+    """TIFF and BigTIFF, tiled or striped, read region by region through tifffile."""
+
+    name = "tiff"
+    priority = 0
+
+    def __init__(self, cache_bytes: int = DEFAULT_CACHE_BYTES) -> None:
+        self.cache_bytes = cache_bytes
+
+    def probe(self, path: Path, options: BuildOptions) -> TiffSource | None:
+        """Read page 0's header; ``None`` for a file without the TIFF magic.
+
+        Runs in the coordinator.
+        """
+        try:
+            with open(path, "rb") as f:
+                if f.read(4) not in MAGICS:
+                    return None
+        except IsADirectoryError:
+            return None
+        except FileNotFoundError:
+            raise InputError(f"{path}: no such file") from None
+        except OSError as exc:
+            raise InputError(f"{path}: cannot read it: {exc.strerror or exc}") from None
+        name = path.name
+        try:
+            with tifffile.TiffFile(path) as tif:
+                page = tif.pages.first
+                return self._source(path, page, options)
+        except InputError:
+            raise
+        except Exception as exc:  # any failure to parse the header is the input's fault
+            raise _library_error(name, "not a readable TIFF", exc) from None
+
+    def _source(
+        self, path: Path, page: tifffile.TiffPage, options: BuildOptions
+    ) -> TiffSource:
+        name = path.name
+        if page.imagedepth > 1 or (page.is_tiled and page.tiledepth > 1):
+            raise unsupported(name, "a volume (ImageDepth > 1)")
+        width, height = page.imagewidth, page.imagelength
+        check_size(name, width, height, options)
+        conversion = conversion_of(page, name)
+        try:
+            tifffile.TIFF.DECOMPRESSORS[page.compression]
+        except KeyError:
+            try:
+                label = tifffile.COMPRESSION(page.compression).name
+            except ValueError:
+                label = str(page.compression)
+            raise InputError(
+                f"{name}: compression {label} cannot be decoded here; "
+                "re-save the file with LZW, Deflate, JPEG or no compression"
+            ) from None
+        seg_h, seg_w = _segment_shape(page)
+        planes = page.samplesperpixel if page.planarconfig == 2 else 1
+        needed = planes * math.ceil(height / seg_h) * math.ceil(width / seg_w)
+        if len(page.dataoffsets) < needed or len(page.databytecounts) < needed:
+            raise InputError(
+                f"{name}: corrupt: {len(page.dataoffsets)} segments listed, {needed} needed"
+            )
+        return TiffSource(path, width, height, conversion.bands, conversion, self.cache_bytes)
+
+
+TIFF = TiffFormat()
