@@ -1,11 +1,13 @@
 """The plugin manager and the registry of formats.
 
 Built-in formats are ordinary plugins loaded through the ``pyramidd`` entry point
-group, exactly as a third party's. ``PYRAMIDD_TRACE_PLUGINS=1`` logs every hook call.
+group, exactly as a third party's. ``PYRAMIDD_PLUGINS=module,...`` loads extra
+plugin modules by import name; ``PYRAMIDD_TRACE_PLUGINS=1`` logs every hook call.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from dataclasses import dataclass, field
@@ -131,6 +133,16 @@ def make_manager(disabled: Iterable[str] = ()) -> pluggy.PluginManager:
             raise PluginError(f"plugin {ep.name!r} ({ep.value}) failed to import: {exc}") from exc
         if pm.get_plugin(ep.name) is None:
             pm.register(plugin, name=ep.name)
+    # PYRAMIDD_PLUGINS=mod1,mod2 loads plugin modules that are not installed (a plugin
+    # under development, a test's plugin); render workers inherit the variable.
+    for name in filter(None, os.environ.get("PYRAMIDD_PLUGINS", "").split(",")):
+        name = name.strip()
+        if name in disabled or pm.get_plugin(name) is not None:
+            continue
+        try:
+            pm.register(importlib.import_module(name), name=name)
+        except ImportError as exc:
+            raise PluginError(f"PYRAMIDD_PLUGINS names {name!r}, which does not import: {exc}") from exc
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:

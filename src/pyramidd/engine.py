@@ -1,0 +1,247 @@
+"""The coordinator of one raster pyramid build.
+
+It opens the input through the source plugins, asks the sink for the layout,
+plans the builder level, hands Morton-ordered subtrees to the workers through the
+stealing scheduler (one lane per worker; each lane asks for the next subtree only
+when its worker is free, so the queue to each worker is bounded to one task), and
+makes the levels below the builders topologically from their roots. It waits; it
+never decodes, resamples or encodes: that happens in the workers.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import anyio
+
+from . import planner
+from . import plugins as plugin_loader
+from . import shm
+from . import worker as tasks
+from .errors import ImageTooLarge
+from .formats import Source
+from .grid import Grid, TileKey
+from .options import BuildOptions
+from .pool import WorkerPool
+from .scheduler import StealingScheduler
+from .toplevels import Task, TopLevels, inputs
+
+Progress = Callable[[int, int], None]
+"""Called with (tiles written, tiles in all) as the build goes."""
+
+
+@dataclass(frozen=True)
+class BuildSummary:
+    """What a finished build wrote."""
+
+    input: str
+    output: str
+    layout: str
+    width: int
+    height: int
+    levels: int
+    tiles: int
+    bytes: int
+    seconds: float
+    builder_level: int
+    subtrees: int
+    steals: int
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain dict, for logs, hooks and JSON."""
+        return asdict(self)
+
+
+def _is_prepared(source: Any) -> bool:
+    return callable(getattr(source, "prepare", None)) and callable(getattr(source, "release", None))
+
+
+async def build(
+    input: Path,
+    output: Path,
+    options: BuildOptions,
+    *,
+    pool: WorkerPool,
+    progress: Progress | None = None,
+) -> BuildSummary:
+    """Build the pyramid of ``input`` at ``output``; the output appears whole or not at all."""
+    options.check()
+    started = time.monotonic()
+    loaded = plugin_loader.load(pool.disabled_plugins)
+    registry = loaded.registry
+    sink_format = registry.sink(options.layout)
+    resampler = registry.resampler(options.resampler)
+    rules = sink_format.rules(options)
+    source: Source = await anyio.to_thread.run_sync(registry.probe, input, options)
+    if source.width * source.height > options.max_pixels:
+        raise ImageTooLarge(
+            f"{input.name}: {source.width}x{source.height} is {source.width * source.height:,}"
+            f" pixels, over the limit of {options.max_pixels:,}; raise --max-pixels to allow it"
+        )
+    grid = Grid(source.width, source.height, rules.tile_size, rules.overlap, rules.depth)
+    sink = await anyio.to_thread.run_sync(sink_format.create, output, grid, source, options)
+    hook = loaded.pm.hook
+    hook.pyramidd_build_started(input=input, output=output, layout=options.layout)
+    build_id = secrets.token_hex(8)
+    prepared: Source = source
+    try:
+        await anyio.to_thread.run_sync(sink.start)
+        if _is_prepared(source):
+            prepared = await pool.run(tasks.prepare_source, source)
+        ctx_bands = prepared.bands
+        slot_bytes = rules.tile_size * rules.tile_size * ctx_bands
+        ctx = tasks.BuildContext(
+            build_id, grid, prepared, sink, resampler.name, rules.flip_y, slot_bytes
+        )
+        slots = _slot_pool(grid, pool.size, slot_bytes)
+        try:
+            counts = await _render(ctx, pool, slots, resampler.support, progress)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await _forget(pool, build_id, (slots.name,))
+                slots.close()
+        await anyio.to_thread.run_sync(sink.finish)
+    except BaseException as exc:
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(sink.abort)
+            if _is_prepared(source):
+                await anyio.to_thread.run_sync(source.release)  # type: ignore[attr-defined]
+            hook.pyramidd_build_finished(
+                input=input, output=output, layout=options.layout, summary=None, error=str(exc)
+            )
+        raise
+    if _is_prepared(source):
+        await anyio.to_thread.run_sync(source.release)  # type: ignore[attr-defined]
+    plan, steals, tiles, nbytes = counts
+    summary = BuildSummary(
+        input=str(input),
+        output=str(sink.output),
+        layout=options.layout,
+        width=grid.width,
+        height=grid.height,
+        levels=len(grid.levels()),
+        tiles=tiles,
+        bytes=nbytes,
+        seconds=time.monotonic() - started,
+        builder_level=plan.builder_level,
+        subtrees=len(plan.subtrees),
+        steals=steals,
+    )
+    hook.pyramidd_build_finished(
+        input=input, output=output, layout=options.layout, summary=summary.as_dict(), error=None
+    )
+    return summary
+
+
+def _slot_pool(grid: Grid, workers: int, slot_bytes: int) -> shm.SlotPool:
+    """Slots for every core at or below the builder level at once.
+
+    Pages of /dev/shm are only backed when touched, and freed slots are reused
+    first, so the size is an upper bound, not what the build uses.
+    """
+    level = planner.builder_level(grid, workers)
+    cores = sum(c * r for c, r in map(grid.tiles_across, range(grid.min_level, level + 1)))
+    return shm.SlotPool(slot_bytes, cores + 1)
+
+
+async def _forget(pool: WorkerPool, build_id: str, segments: tuple[str, ...]) -> None:
+    """Tell every worker the build is over, without waiting long for busy ones.
+
+    Workers close the build's source and detach its segments, so unlinked shared
+    memory is really given back.
+    """
+    with anyio.move_on_after(10):
+        async with anyio.create_task_group() as tg:
+            for i in range(pool.size):
+                tg.start_soon(
+                    lambda i=i: pool.run(tasks.forget_build, build_id, segments, worker=i)
+                )
+
+
+async def _render(
+    ctx: tasks.BuildContext,
+    pool: WorkerPool,
+    slots: shm.SlotPool,
+    support: int,
+    progress: Progress | None,
+) -> tuple[planner.Plan, int, int, int]:
+    """Run the subtrees and the top levels; return (plan, steals, tiles, bytes)."""
+    grid: Grid = ctx.grid
+    plan = planner.plan(grid, pool.size)
+    scheduler = StealingScheduler(len(plan.subtrees), pool.size)
+    top = TopLevels(grid, plan.builder_level, support)
+    total = grid.tile_count()
+    cores: dict[TileKey, shm.SlotRef] = {}
+    state = {"tiles": 0, "reported": 0, "bytes": 0}
+
+    def report(n: int) -> None:
+        state["reported"] += n
+        if progress is not None:
+            progress(min(state["reported"], total), total)
+
+    def on_event(payload: dict[str, Any]) -> None:
+        report(payload.get("tiles", 0))
+
+    def new_slot() -> shm.SlotRef:
+        return shm.SlotRef(slots.name, slots.take(), 0, 0, 0)
+
+    async with anyio.create_task_group() as tg:
+
+        def core_ready(key: TileKey, ref: shm.SlotRef) -> None:
+            cores[key] = ref
+            for task in top.add(key):
+                tg.start_soon(run_top, task)
+
+        async def lane(i: int) -> None:
+            while (index := scheduler.next(i)) is not None:
+                root = plan.subtrees[index]
+                result = await pool.run(
+                    tasks.run_subtree, ctx, root, new_slot(), worker=i, on_event=on_event
+                )
+                state["tiles"] += result.tiles
+                state["bytes"] += result.bytes
+                core_ready(root, result.ref)
+
+        async def run_top(task: Task) -> None:
+            used = [(k, cores[k]) for k in inputs(grid, task, support)]
+            if task.kind == "merge":
+                result = await pool.run(tasks.merge_tile, ctx, task.key, used, new_slot())
+            else:
+                result = await pool.run(tasks.emit_tile, ctx, task.key, used)
+                state["tiles"] += result.tiles
+                state["bytes"] += result.bytes
+                report(result.tiles)
+            for key in top.done(task):
+                slots.give(cores.pop(key).slot)
+            if task.kind == "merge":
+                core_ready(task.key, result.ref)
+
+        for i in range(pool.size):
+            tg.start_soon(lane, i)
+    if state["tiles"] != total or not top.complete():
+        raise RuntimeError(
+            f"internal error: wrote {state['tiles']} of {total} tiles"
+            f" ({len(top.finished)} of {top.total()} top-level tasks)"
+        )
+    return plan, scheduler.steals, state["tiles"], state["bytes"]
+
+
+def build_sync(
+    input: Path,
+    output: Path,
+    options: BuildOptions,
+    *,
+    progress: Progress | None = None,
+    disabled_plugins: tuple[str, ...] = (),
+) -> BuildSummary:
+    """One-shot :func:`build` with its own worker pool (``options.workers`` workers)."""
+
+    async def main() -> BuildSummary:
+        async with WorkerPool(options.workers, disabled_plugins=disabled_plugins) as pool:
+            return await build(input, output, options, pool=pool, progress=progress)
+
+    return anyio.run(main)

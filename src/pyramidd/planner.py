@@ -1,0 +1,53 @@
+"""Where the pyramid is cut into subtrees: the builder level (seed 003).
+
+Each builder makes one tile of the *builder level* and everything above it, down
+to the full-resolution tiles, on its own; the coordinator then makes the levels
+below from the builders' roots. A deep builder level gives each builder a large,
+compact region (locality, fewer tiles crossing processes); a shallow one gives the
+scheduler enough pieces to balance the workers. The planner takes the deepest
+subtrees that still give every worker several pieces.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from . import morton
+from .grid import Grid, TileKey
+
+#: Subtrees per worker the planner aims for, so stealing has pieces to balance with.
+SUBTREES_PER_WORKER = 4
+#: Deepest subtree (levels from root to full resolution). Bounds the halo a builder
+#: carries along its subtree's edges, which doubles per level (see subtree.py).
+MAX_SUBTREE_HEIGHT = 7
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The builder level and its subtree roots in Morton order."""
+
+    builder_level: int
+    subtrees: tuple[TileKey, ...]
+
+
+
+def builder_level(grid: Grid, workers: int, per_worker: int = SUBTREES_PER_WORKER) -> int:
+    """The lowest level with at least ``workers * per_worker`` tiles, within the height cap.
+
+    Falls back to the full-resolution level when the image has fewer tiles than that.
+    """
+    want = max(1, workers) * per_worker
+    lowest = max(grid.min_level, grid.top - MAX_SUBTREE_HEIGHT)
+    for level in range(lowest, grid.top + 1):
+        cols, rows = grid.tiles_across(level)
+        if cols * rows >= want:
+            return level
+    return grid.top
+
+
+def plan(grid: Grid, workers: int) -> Plan:
+    """Builder level and Morton-ordered subtree roots for ``workers`` workers."""
+    level = builder_level(grid, workers)
+    cols, rows = grid.tiles_across(level)
+    cells = morton.z_order((c, r) for r in range(rows) for c in range(cols))
+    return Plan(level, tuple(TileKey(level, c, r) for c, r in cells))

@@ -1,0 +1,259 @@
+"""The render worker process: its main loop and the tasks it runs.
+
+A worker builds its own plugin manager at start, then runs tasks sent by the
+coordinator over a pipe, one at a time: a task is a module-level function and its
+arguments (plain, picklable data); pixels never travel in the pipe, only names of
+shared-memory slots. Each reply is ``("ok", id, result)`` or ``("error", id, exc)``;
+a task may also send ``("event", id, payload)`` progress messages and
+``("log", None, event)`` log events before its reply.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+import traceback
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Any
+
+import numpy as np
+
+from . import plugins as plugin_loader
+from . import shm
+from .errors import PyramiddError
+from .formats import RegionReader, Sink, Source
+from .grid import Grid, TileKey
+from .subtree import Region, assemble, build_subtree, crop, reduce_into
+
+# --------------------------------------------------------------------------- process state
+
+_conn: Connection | None = None
+_task_id: int | None = None
+_segments = shm.Attached()
+_readers: dict[str, RegionReader] = {}
+_disabled: tuple[str, ...] = ()
+_worker_id = -1
+
+
+def send_event(payload: dict[str, Any]) -> None:
+    """Send a progress message for the running task to the coordinator."""
+    if _conn is not None:
+        _conn.send(("event", _task_id, payload))
+
+
+def send_log(event: dict[str, Any]) -> None:
+    """Forward a log event to the coordinator's log."""
+    if _conn is not None:
+        _conn.send(("log", None, {"worker": _worker_id, "pid": os.getpid(), **event}))
+
+
+def _die_with_parent() -> None:
+    # If the coordinator is killed (-9), a worker must not linger rendering for nobody.
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        PR_SET_PDEATHSIG = 1
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except OSError:
+        pass
+
+
+def main_from_fd(fd: int, worker_id: int, disabled: str) -> None:
+    """Entry point of a worker process started by :class:`~pyramidd.pool.WorkerPool`."""
+    main(Connection(fd), worker_id, tuple(filter(None, disabled.split(","))))
+
+
+def main(conn: Connection, worker_id: int, disabled: tuple[str, ...]) -> None:
+    """Entry point of a worker process."""
+    global _conn, _task_id, _disabled, _worker_id
+    _conn, _disabled, _worker_id = conn, disabled, worker_id
+    # Ctrl-C reaches the whole process group; the coordinator decides what stops.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with_parent()
+    try:
+        loaded = plugin_loader.load(disabled)
+        loaded.pm.hook.pyramidd_worker_started(worker_id=worker_id)
+    except BaseException as exc:  # report why this worker cannot start, then stop
+        conn.send(("error", None, _picklable(exc)))
+        return
+    conn.send(("ready", None, os.getpid()))
+    while True:
+        try:
+            msg = conn.recv()
+        except (EOFError, OSError):
+            break
+        if msg is None:
+            break
+        _task_id, fn, args = msg
+        try:
+            result = fn(*args)
+            reply = ("ok", _task_id, result)
+        except BaseException as exc:
+            reply = ("error", _task_id, _picklable(exc))
+        try:
+            conn.send(reply)
+        except (BrokenPipeError, OSError):
+            break
+        _task_id = None
+    for reader in _readers.values():
+        reader.close()
+    _segments.close()
+
+
+def _picklable(exc: BaseException) -> BaseException:
+    """User errors travel as they are; anything else as a RuntimeError with its traceback."""
+    if isinstance(exc, PyramiddError):
+        return exc
+    text = "".join(traceback.format_exception(exc)).rstrip()
+    return RuntimeError(f"render worker {_worker_id} failed:\n{text}")
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+class FlippedReader:
+    """Reads a source upside down, for layouts whose rows count from the bottom."""
+
+    def __init__(self, reader: RegionReader, height: int) -> None:
+        self._reader = reader
+        self._height = height
+
+    def read_region(self, x: int, y: int, w: int, h: int) -> np.ndarray:
+        return self._reader.read_region(x, self._height - y - h, w, h)[::-1]
+
+    def close(self) -> None:
+        self._reader.close()
+
+
+def _reader(build_id: str, source: Source, flip_y: bool) -> RegionReader:
+    """The source of a build, opened once per worker per build."""
+    reader = _readers.get(build_id)
+    if reader is None:
+        reader = source.open()
+        if flip_y:
+            reader = FlippedReader(reader, source.height)
+        _readers[build_id] = reader
+    return reader
+
+
+def _resampler(name: str) -> Any:
+    return plugin_loader.load(_disabled).registry.resampler(name)
+
+
+def _slot(ref: shm.SlotRef, slot_bytes: int) -> np.ndarray:
+    return shm.slot_array(_segments.get(ref.segment), slot_bytes, ref)
+
+
+class TileWriter:
+    """Writes finished tiles to the sink and reports progress now and then."""
+
+    def __init__(self, grid: Grid, sink: Sink, flip_y: bool) -> None:
+        self.grid, self.sink, self.flip_y = grid, sink, flip_y
+        self.tiles = 0
+        self.bytes = 0
+        self._unreported = 0
+        self._last = time.monotonic()
+
+    def __call__(self, key: TileKey, region: Region) -> None:
+        pixels = crop(region, self.grid.tile_rect(key))
+        if self.flip_y:
+            pixels = pixels[::-1]
+        self.bytes += self.sink.write_tile(key, pixels)
+        self.tiles += 1
+        self._unreported += 1
+        now = time.monotonic()
+        if now - self._last > 0.2:
+            send_event({"tiles": self._unreported})
+            self._unreported, self._last = 0, now
+
+    def flush(self) -> None:
+        """Report tiles not reported yet."""
+        if self._unreported:
+            send_event({"tiles": self._unreported})
+            self._unreported = 0
+
+
+# --------------------------------------------------------------------------- tasks
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    """What every task of one build needs; pickled with each task (it is small)."""
+
+    build_id: str
+    grid: Grid
+    source: Source
+    sink: Sink
+    resampler: str
+    flip_y: bool
+    slot_bytes: int
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """A task's output: the core it made (if any) and the tiles it wrote."""
+
+    ref: shm.SlotRef | None
+    tiles: int
+    bytes: int
+
+
+def prepare_source(source: Any) -> Source:
+    """Run a :class:`~pyramidd.formats.PreparedSource`'s ``prepare`` in this worker."""
+    return source.prepare()
+
+
+def run_subtree(ctx: BuildContext, root: TileKey, out: shm.SlotRef) -> TaskResult:
+    """Build ``root``'s subtree, write its tiles, leave the root's core in slot ``out``."""
+    reader = _reader(ctx.build_id, ctx.source, ctx.flip_y)
+    writer = TileWriter(ctx.grid, ctx.sink, ctx.flip_y)
+    region = build_subtree(ctx.grid, root, reader, _resampler(ctx.resampler), writer)
+    writer.flush()
+    return TaskResult(_store(ctx, crop(region, ctx.grid.core(root)), out), writer.tiles, writer.bytes)
+
+
+def _store(ctx: BuildContext, pixels: np.ndarray, out: shm.SlotRef) -> shm.SlotRef:
+    h, w, bands = pixels.shape
+    ref = shm.SlotRef(out.segment, out.slot, h, w, bands)
+    _slot(ref, ctx.slot_bytes)[...] = pixels
+    return ref
+
+
+def _regions(ctx: BuildContext, cores: list[tuple[TileKey, shm.SlotRef]]) -> list[Region]:
+    return [Region(ctx.grid.core(k), _slot(ref, ctx.slot_bytes)) for k, ref in cores]
+
+
+def merge_tile(
+    ctx: BuildContext, key: TileKey, cores: list[tuple[TileKey, shm.SlotRef]], out: shm.SlotRef
+) -> TaskResult:
+    """Make ``key``'s core from the cores of the level above into slot ``out``."""
+    resampler = _resampler(ctx.resampler)
+    source = assemble(_regions(ctx, cores))
+    region = reduce_into(ctx.grid, resampler, source, key.level, ctx.grid.core(key))
+    return TaskResult(_store(ctx, region.pixels, out), 0, 0)
+
+
+def emit_tile(
+    ctx: BuildContext, key: TileKey, cores: list[tuple[TileKey, shm.SlotRef]]
+) -> TaskResult:
+    """Write tile ``key`` from its core and its neighbours' cores."""
+    writer = TileWriter(ctx.grid, ctx.sink, ctx.flip_y)
+    writer(key, assemble(_regions(ctx, cores)))
+    return TaskResult(None, 1, writer.bytes)
+
+
+def forget_build(build_id: str, segments: tuple[str, ...]) -> None:
+    """Close the build's source and detach its segments in this worker."""
+    reader = _readers.pop(build_id, None)
+    if reader is not None:
+        reader.close()
+    for name in segments:
+        _segments.drop(name)
+
+
+def ping() -> int:
+    """Answer with this worker's pid (used to check a pool is alive)."""
+    return os.getpid()
