@@ -1,0 +1,234 @@
+"""The ``pyramidd`` command: ``build`` (one-shot), ``plugins``, and the service commands."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from . import __version__
+from .errors import InputError, PyramiddError
+from .memory import PeakSampler
+from .options import BuildOptions, parse_colour
+from .progress import ProgressBar, human_bytes, human_seconds
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+        if w < 1 or h < 1:
+            raise ValueError
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size like 4000x3000") from None
+    return w, h
+
+
+def _bytes(text: str) -> int:
+    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+    t = text.strip().lower().removesuffix("ib").removesuffix("b")
+    try:
+        if t and t[-1] in units:
+            return int(float(t[:-1]) * units[t[-1]])
+        return int(t)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size like 512M or 2G") from None
+
+
+def add_build_command(sub: Any) -> None:
+    """``pyramidd build INPUT OUTPUT``: defaults follow ``vips dzsave``."""
+    p = sub.add_parser(
+        "build",
+        help="build one pyramid now",
+        description="Build the tile pyramid of INPUT at OUTPUT. Defaults follow vips dzsave: "
+        "Deep Zoom, tiles of 254 with overlap 1, JPEG.",
+    )
+    p.add_argument("input", type=Path, help="image, TIFF, .npy, or laid-out graph")
+    p.add_argument("output", type=Path, help="output name (DZI: OUTPUT.dzi + OUTPUT_files/)")
+    p.add_argument("--layout", default=None, help="dzi (default), tms, xyz, or a plugin's layout")
+    p.add_argument("--tile-size", type=int, default=None, help="tile edge in pixels (DZI 254, else 256)")
+    p.add_argument("--overlap", type=int, default=None, help="overlap in pixels (DZI 1, else 0)")
+    p.add_argument("--suffix", default="jpg", help="tile format: jpg, png or webp (default jpg)")
+    p.add_argument("--quality", type=int, default=75, help="JPEG/WebP quality 1-100 (default 75)")
+    p.add_argument("--resampler", default="box", help="box (default), nearest, smooth, or a plugin's")
+    p.add_argument("--background", default="white", help="colour for padding and flattening alpha")
+    p.add_argument("--workers", type=int, default=0, help="render worker processes (default: one per CPU)")
+    p.add_argument("--max-pixels", type=int, default=BuildOptions.max_pixels, help="refuse larger images")
+    p.add_argument("--memory-budget", type=_bytes, default=None, help="memory budget, e.g. 1G")
+    p.add_argument("--replace", action="store_true", help="replace OUTPUT if it exists")
+    p.add_argument("--disable-plugin", action="append", default=[], metavar="NAME",
+                   help="do not load this plugin (repeatable)")
+    warp = p.add_argument_group("registration (warp an image through ground control points)")
+    warp.add_argument("--gcps", type=Path, default=None, help=".points / .aux.xml / VRT file of GCPs")
+    warp.add_argument("--order", type=int, choices=(1, 2, 3), default=None, help="polynomial order")
+    warp.add_argument("--warp-resampler", choices=("near", "bilinear", "cubic"), default="near")
+    warp.add_argument("--output-size", type=_size, default=None, metavar="WxH")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    p.set_defaults(func=cmd_build)
+
+
+def build_options(args: argparse.Namespace) -> BuildOptions:
+    """The :class:`BuildOptions` of parsed ``build`` arguments."""
+    extra: dict[str, Any] = {"replace": args.replace}
+    if args.memory_budget is not None:
+        extra["memory_budget"] = args.memory_budget
+    if args.gcps is not None or args.order is not None or args.output_size is not None:
+        extra["warp"] = {
+            "gcps": str(args.gcps) if args.gcps else None,
+            "order": args.order,
+            "resampler": args.warp_resampler,
+            "output_size": args.output_size,
+        }
+    return BuildOptions(
+        layout=args.layout or "dzi",
+        tile_size=args.tile_size,
+        overlap=args.overlap,
+        suffix=args.suffix.lower().lstrip("."),
+        quality=args.quality,
+        resampler=args.resampler,
+        background=parse_colour(args.background),
+        workers=args.workers,
+        max_pixels=args.max_pixels,
+        extra=extra,
+    )
+
+
+def _graph_builder(input: Path, layout: str | None, disabled: Sequence[str]) -> Any:
+    """The graph build entry point if a graph source reads ``input``, else ``None``."""
+    if layout not in (None, "graph-json"):
+        return None
+    try:
+        from .graph import build as graph_build
+    except ImportError:
+        return None
+    from . import plugins
+
+    if graph_build.probe(input, plugins.load(disabled).registry) is None:
+        return None
+    return graph_build
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    """Run one build, with a progress bar on a terminal and one summary line at the end."""
+    import anyio
+
+    from .engine import build
+    from .pool import WorkerPool
+
+    options = build_options(args)
+    options.check()
+    if not args.input.exists():
+        raise InputError(f"{args.input}: no such file")
+    if args.input.is_dir():
+        raise InputError(f"{args.input}: is a folder, not a file")
+    graph = _graph_builder(args.input, args.layout, args.disable_plugin)
+    bar = ProgressBar()
+
+    async def main() -> dict[str, Any]:
+        async with WorkerPool(options.workers, disabled_plugins=args.disable_plugin) as pool:
+            if graph is not None:
+                return await graph.build_graph(
+                    args.input, args.output, dict(options.extra), pool=pool, progress=bar
+                )
+            summary = await build(args.input, args.output, options, pool=pool, progress=bar)
+            return summary.as_dict()
+
+    with PeakSampler() as memory:
+        try:
+            summary = anyio.run(main)
+        finally:
+            bar.close()
+    print(summary_line(summary, memory.peak))
+    return 0
+
+
+def summary_line(summary: dict[str, Any], peak: int) -> str:
+    """``pyramidd: OUT: 15 levels, 5730 tiles, 98.2 MiB, 4.1s, peak memory 180.3 MiB``."""
+    parts = [f"pyramidd: {summary.get('output')}:"]
+    if "levels" in summary:
+        parts.append(f"{summary['levels']} levels,")
+    if "tiles" in summary:
+        parts.append(f"{summary['tiles']} tiles,")
+    for key in ("nodes", "edges", "leaves"):
+        if key in summary:
+            parts.append(f"{summary[key]} {key},")
+    seconds = summary.get("seconds", 0.0)
+    parts.append(f"{human_bytes(summary.get('bytes', 0))},")
+    parts.append(f"{human_seconds(seconds) if seconds >= 10 else f'{seconds:.2f}s'},")
+    parts.append(f"peak memory {human_bytes(peak)} (process tree)")
+    return " ".join(parts)
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    """List loaded plugins and the formats each registered."""
+    from . import plugins
+
+    loaded = plugins.load(args.disable_plugin)
+    by_plugin: dict[str, list[str]] = {}
+    for entry in loaded.registry.entries.values():
+        by_plugin.setdefault(entry.plugin, []).append(f"{entry.kind} {entry.name}")
+    for name, plugin in sorted(loaded.pm.list_name_plugin()):
+        module = getattr(plugin, "__name__", type(plugin).__name__)
+        print(f"{name} ({module})")
+        for item in sorted(by_plugin.get(name, [])):
+            print(f"    {item}")
+    return 0
+
+
+def make_parser() -> argparse.ArgumentParser:
+    """The full argument parser."""
+    parser = argparse.ArgumentParser(
+        prog="pyramidd", description="Tile pyramids from big images and laid-out graphs."
+    )
+    parser.add_argument("--version", action="version", version=f"pyramidd {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add_build_command(sub)
+    p = sub.add_parser("plugins", help="list loaded plugins and their formats")
+    p.add_argument("--disable-plugin", action="append", default=[], metavar="NAME")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    p.set_defaults(func=cmd_plugins)
+    try:
+        from .service.cli import add_commands
+    except ImportError:
+        pass
+    else:
+        add_commands(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``pyramidd`` command."""
+    args = make_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except PyramiddError as exc:
+        if getattr(args, "debug", False):
+            raise
+        print(f"pyramidd: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        output = getattr(args, "output", None)
+        tail = f"; nothing was written at {output}" if output is not None else ""
+        print(f"pyramidd: interrupted{tail}", file=sys.stderr)
+        return 130
+    except BaseExceptionGroup as group:  # anyio wraps errors raised inside task groups
+        user = _first_user_error(group)
+        if user is None or getattr(args, "debug", False):
+            raise
+        print(f"pyramidd: error: {user}", file=sys.stderr)
+        return 2
+
+
+def _first_user_error(group: BaseExceptionGroup) -> PyramiddError | None:
+    for exc in group.exceptions:
+        if isinstance(exc, PyramiddError):
+            return exc
+        if isinstance(exc, BaseExceptionGroup):
+            found = _first_user_error(exc)
+            if found is not None:
+                return found
+    return None
+
+
+if __name__ == "__main__":
+    sys.exit(main())
