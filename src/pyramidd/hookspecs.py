@@ -27,6 +27,8 @@ import pluggy
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from .grid import Grid
+    from .options import BuildOptions
     from .plugins import Registry
 
 PROJECT = "pyramidd"
@@ -75,6 +77,30 @@ def pyramidd_choose_layout(path: Path, options: dict[str, Any]) -> str | None:
 @hookspec
 def pyramidd_build_started(input: Path, output: Path, layout: str) -> None:
     """A build is about to start. Runs in the coordinator. Return value ignored."""
+
+
+@hookspec
+def pyramidd_output_staged(
+    staging: Path, output: Path, layout: str, grid: Grid, options: BuildOptions
+) -> list[str] | None:
+    """Add files to a pyramid before it appears (a viewer page, a licence, a manifest).
+
+    Runs in the coordinator after every tile was written and before the sink writes
+    its descriptor and moves the output into place. Only for sinks that build in a
+    staging folder (the built-in layouts do; a single-file sink such as MBTiles may not).
+
+    ``staging`` is the folder that holds the output's entries under their final names,
+    as they will appear in ``output``'s folder (DZI: ``NAME_files``; TMS, XYZ and
+    graph layouts: the folder ``NAME``). ``output`` is the final path the sink
+    reports, ``grid`` the pyramid's tiles, ``options`` the build's options.
+
+    Write files inside an existing entry (``staging / NAME / "index.html"``), or new
+    top-level files named after the output (``staging / "NAME.html"``) and return
+    their names: they are moved into place with the pyramid, before its descriptor,
+    so a reader never sees them without it. Return ``None`` or ``[]`` when nothing
+    new was added at the top level. Every implementation is called; a raised
+    exception fails the build.
+    """
 
 
 @hookspec

@@ -1,0 +1,57 @@
+"""Viewer pages written next to every finished pyramid, and the listing of a folder.
+
+This module is also a pyramidd plugin: its :func:`pyramidd_output_staged` hook writes
+the page into the staging folder, so the page appears together with the pyramid.
+
+- DZI → ``NAME.html`` (OpenSeadragon) beside ``NAME.dzi``.
+- TMS / XYZ → ``NAME/index.html`` (Leaflet) inside the tile folder.
+- Graph pyramids → ``NAME/index.html`` (sigma.js), see :mod:`pyramidd.viewer.graph`.
+
+The viewer libraries come from npm (``package.json``, installed by ``scripts/setup``)
+and are embedded in each page, which therefore works offline. Set the build option
+``viewer = false`` (``options.extra["viewer"]``) to write no page.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from ..grid import Grid
+from ..hookspecs import hookimpl
+from ..options import BuildOptions
+from .assets import ViewerAssetsMissing
+from .listing import find_pyramids, listing_html
+from .pages import Page, dzi_page, map_page, page_for, write_dzi_page, write_page
+
+__all__ = [
+    "Page", "ViewerAssetsMissing", "dzi_page", "find_pyramids", "listing_html", "map_page",
+    "page_for", "pyramidd_output_staged", "write_dzi_page", "write_page",
+]
+
+log = logging.getLogger(__name__)
+
+
+@hookimpl
+def pyramidd_output_staged(
+    staging: Path, output: Path, layout: str, grid: Grid, options: BuildOptions
+) -> list[str] | None:
+    """Write the viewer page of the pyramid into ``staging``.
+
+    A missing viewer library is logged and the pyramid is published without a page:
+    the tiles are what the user asked for.
+    """
+    if options.extra.get("viewer", True) in (False, "false", "no", "0"):
+        return None
+    try:
+        page = page_for(layout, output, grid, options.suffix, options.extra.get("title"))
+    except ViewerAssetsMissing as exc:
+        log.warning("no viewer page for %s: %s", Path(output).name, exc)
+        return None
+    if page is None:
+        return None
+    write_page(staging, page)
+    top = page.path.split("/")[0]
+    # A page inside an entry (NAME/index.html) moves with it; a new top-level file
+    # must be announced so it is moved into place too.
+    return [top] if "/" not in page.path else []
