@@ -1,0 +1,343 @@
+"""The TIFF source: region reads that decode only the segments they touch."""
+
+from __future__ import annotations
+
+import pickle
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from pyramidd.errors import ImageTooLarge, InputError
+from pyramidd.morton import z_order
+from pyramidd.options import BuildOptions
+from pyramidd.sources.tiff import TIFF, SegmentCache, TiffFormat, TiffReader
+
+RNG = np.random.default_rng(11)
+H, W = 45, 67
+
+
+def rects(width: int, height: int) -> list[tuple[int, int, int, int]]:
+    """Awkward rectangles: whole image, corners, single pixels, edges, odd middles."""
+    return [
+        (0, 0, width, height),
+        (0, 0, 1, 1),
+        (width - 1, height - 1, 1, 1),
+        (width - 1, 0, 1, height),
+        (0, height - 1, width, 1),
+        (width // 3, height // 4, max(1, width // 2), max(1, height // 2)),
+        (1, 1, max(1, width - 2), max(1, height - 2)),
+    ]
+
+
+def truth(samples: np.ndarray) -> np.ndarray:
+    """Expected (h, w, bands) for grey/grey+alpha/RGB/RGBA samples, independently."""
+    if samples.ndim == 2:
+        samples = samples[:, :, None]
+    if samples.dtype == np.uint16:
+        return np.rint(samples.astype(np.float64) / 257.0).astype(np.uint8)
+    return samples
+
+
+def write(path: Path, samples: np.ndarray, *, separate: bool = False, **kwargs) -> Path:
+    """Write (h, w[, s]) samples as a TIFF: grey, grey+alpha, RGB or RGBA."""
+    s = 1 if samples.ndim == 2 else samples.shape[2]
+    photometric = "rgb" if s >= 3 else "minisblack"
+    extra = {"extrasamples": ["unassalpha"]} if s in (2, 4) else {}
+    if separate and s > 1:
+        data = np.moveaxis(samples, 2, 0).copy()
+        tifffile.imwrite(path, data, photometric=photometric, planarconfig="separate", **extra, **kwargs)
+    else:
+        if s > 1:
+            kwargs["planarconfig"] = "contig"
+        tifffile.imwrite(path, samples, photometric=photometric, **extra, **kwargs)
+    return path
+
+
+def samples_of(bands: int, dtype: type, height: int = H, width: int = W) -> np.ndarray:
+    top = 65536 if dtype == np.uint16 else 256
+    shape = (height, width) if bands == 1 else (height, width, bands)
+    return RNG.integers(0, top, shape).astype(dtype)
+
+
+def check_regions(path: Path, want: np.ndarray, options: BuildOptions | None = None) -> TiffReader:
+    source = TIFF.probe(path, options or BuildOptions())
+    assert source is not None
+    assert (source.height, source.width, source.bands) == want.shape
+    source = pickle.loads(pickle.dumps(source))  # sources cross to workers
+    reader = source.open()
+    for x, y, w, h in rects(source.width, source.height):
+        got = reader.read_region(x, y, w, h)
+        assert got.dtype == np.uint8 and got.shape == (h, w, source.bands)
+        assert np.array_equal(got, want[y : y + h, x : x + w]), (x, y, w, h)
+    return reader
+
+
+LAYOUTS = {
+    "tiled": {"tile": (16, 32)},
+    "striped": {"rowsperstrip": 7},
+    "one-strip": {"rowsperstrip": H},
+}
+
+
+@pytest.mark.parametrize("layout", sorted(LAYOUTS))
+@pytest.mark.parametrize("separate", [False, True], ids=["contig", "separate"])
+@pytest.mark.parametrize("bands", [1, 2, 3, 4])
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16], ids=["8bit", "16bit"])
+def test_layouts_bands_depths(tmp_path, layout, separate, bands, dtype):
+    samples = samples_of(bands, dtype)
+    path = write(tmp_path / "a.tif", samples, separate=separate, **LAYOUTS[layout])
+    reader = check_regions(path, truth(samples))
+    reader.close()
+
+
+@pytest.mark.parametrize(
+    "compression, layout",
+    [(c, layout) for c in ("zlib", "lzw", "zstd", "packbits", "lzma") for layout in ("tiled", "striped")]
+    + [("webp", "tiled")],  # WebP segments are tiles
+)
+def test_lossless_compressions(tmp_path, compression, layout):
+    samples = samples_of(3, np.uint8)
+    extra = {"predictor": True} if compression in ("zlib", "lzw") else {}
+    if compression == "webp":
+        extra = {"compressionargs": {"level": 100, "lossless": True}}
+    path = write(tmp_path / "a.tif", samples, compression=compression, **LAYOUTS[layout], **extra)
+    check_regions(path, truth(samples)).close()
+
+
+@pytest.mark.parametrize("bands", [1, 3])
+def test_jpeg_matches_a_whole_image_decode(tmp_path, bands):
+    samples = samples_of(bands, np.uint8, 70, 90)
+    path = write(tmp_path / "a.tif", samples, compression="jpeg", tile=(32, 48))
+    want = truth(tifffile.imread(path))
+    check_regions(path, want).close()
+
+
+def test_bigtiff(tmp_path):
+    samples = samples_of(4, np.uint8)
+    path = write(tmp_path / "a.tif", samples, bigtiff=True, tile=(16, 16))
+    check_regions(path, truth(samples)).close()
+
+
+def test_multi_page_reads_page_0(tmp_path):
+    full = samples_of(3, np.uint8)
+    path = tmp_path / "pyramid.tif"
+    with tifffile.TiffWriter(path) as tif:
+        tif.write(full, photometric="rgb", tile=(16, 16), subifds=1)
+        tif.write(full[::2, ::2], photometric="rgb", tile=(16, 16), subfiletype=1)
+        tif.write(samples_of(3, np.uint8, 10, 10), photometric="rgb")
+    check_regions(path, full).close()
+
+
+def test_bilevel_min_is_white_matches_pillow(tmp_path):
+    bits = RNG.integers(0, 2, (H, W)).astype(bool)
+    path = tmp_path / "a.tif"
+    tifffile.imwrite(path, bits, photometric="miniswhite", rowsperstrip=5)
+    want = np.asarray(Image.open(path).convert("L"))[:, :, None]
+    assert set(np.unique(want)) <= {0, 255}
+    check_regions(path, want).close()
+
+
+def test_min_is_white_8_bit_is_inverted(tmp_path):
+    samples = samples_of(1, np.uint8)
+    path = tmp_path / "a.tif"
+    tifffile.imwrite(path, samples, photometric="miniswhite", tile=(16, 16))
+    check_regions(path, (255 - samples)[:, :, None]).close()
+
+
+@pytest.mark.parametrize("bits", [8, 4])
+def test_palette_matches_pillow(tmp_path, bits):
+    colours = RNG.integers(0, 65536, (3, 256)).astype(np.uint16)
+    index = RNG.integers(0, 1 << bits, (H, W)).astype(np.uint8)
+    path = tmp_path / "a.tif"
+    # tifffile packs the indices to ``bits`` when asked to.
+    tifffile.imwrite(path, index, photometric="palette", colormap=colours, bitspersample=bits, rowsperstrip=8)
+    rgb = np.rint(colours.T[index].astype(np.float64) / 257.0).astype(np.uint8)
+    check_regions(path, rgb).close()
+    assert np.abs(np.asarray(Image.open(path).convert("RGB")).astype(int) - rgb).max() <= 1
+
+
+@pytest.mark.parametrize("bits", [2, 4])
+def test_low_bit_grey_matches_pillow(tmp_path, bits):
+    grey = RNG.integers(0, 1 << bits, (H, W)).astype(np.uint8)
+    path = tmp_path / "a.tif"
+    tifffile.imwrite(path, grey, photometric="minisblack", bitspersample=bits, tile=(16, 16))
+    want = np.asarray(Image.open(path).convert("L"))[:, :, None]
+    check_regions(path, want).close()
+
+
+def test_cmyk_matches_pillow(tmp_path):
+    cmyk = samples_of(4, np.uint8)
+    path = tmp_path / "a.tif"
+    tifffile.imwrite(path, cmyk, photometric="separated", tile=(16, 16))
+    want = np.asarray(Image.fromarray(cmyk, "CMYK").convert("RGB"))
+    check_regions(path, want).close()
+
+
+def test_sparse_tiles_read_as_zeros(tmp_path):
+    samples = samples_of(1, np.uint8, 64, 64)
+    samples[:32, :32] = 0
+    path = tmp_path / "a.tif"
+    tifffile.imwrite(path, samples, tile=(32, 32), photometric="minisblack")
+    reader = TIFF.probe(path, BuildOptions()).open()
+    # An empty segment (byte count 0) reads as zeros.
+    reader._counts = (0,) + tuple(reader._counts[1:])
+    assert np.array_equal(reader.read_region(0, 0, 64, 64)[:, :, 0], samples)
+    reader.close()
+
+
+@pytest.mark.parametrize(
+    "dtype, message",
+    [
+        (np.float32, "32-bit floating-point samples is not supported"),
+        (np.int16, "16-bit signed integer samples is not supported"),
+        (np.uint32, "32-bit samples is not supported"),
+    ],
+)
+def test_unsupported_sample_types(tmp_path, dtype, message):
+    path = tmp_path / "a.tif"
+    tifffile.imwrite(path, np.zeros((4, 4), dtype))
+    with pytest.raises(InputError, match=message) as info:
+        TIFF.probe(path, BuildOptions())
+    assert str(info.value).startswith("a.tif: ") and "supported" in str(info.value)
+
+
+def test_not_a_tiff_is_not_mine(tmp_path):
+    (tmp_path / "a.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)
+    (tmp_path / "empty.tif").write_bytes(b"")
+    assert TIFF.probe(tmp_path / "a.png", BuildOptions()) is None
+    assert TIFF.probe(tmp_path / "empty.tif", BuildOptions()) is None
+    assert TIFF.probe(tmp_path, BuildOptions()) is None
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(InputError, match="no such file"):
+        TIFF.probe(tmp_path / "nope.tif", BuildOptions())
+
+
+def test_corrupt_header(tmp_path):
+    path = tmp_path / "a.tif"
+    path.write_bytes(b"II*\x00" + b"\xff" * 60)
+    with pytest.raises(InputError, match="a.tif: not a readable TIFF") as info:
+        TIFF.probe(path, BuildOptions())
+    assert "\n" not in str(info.value)
+
+
+def test_truncated_data_fails_on_read_with_a_clear_error(tmp_path):
+    samples = samples_of(3, np.uint8, 64, 64)
+    path = write(tmp_path / "a.tif", samples, tile=(16, 16))
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    source = TIFF.probe(path, BuildOptions())
+    reader = source.open()
+    with pytest.raises(InputError, match="a.tif: truncated"):
+        reader.read_region(0, 0, 64, 64)
+    reader.close()
+
+
+def test_corrupt_compressed_segment(tmp_path):
+    samples = samples_of(3, np.uint8, 32, 32)
+    path = write(tmp_path / "a.tif", samples, tile=(16, 16), compression="zlib")
+    source = TIFF.probe(path, BuildOptions())
+    with tifffile.TiffFile(path) as tif:
+        offset = tif.pages.first.dataoffsets[0]
+    data = bytearray(path.read_bytes())
+    data[offset : offset + 8] = b"\xde\xad\xbe\xef" * 2
+    path.write_bytes(bytes(data))
+    reader = source.open()
+    with pytest.raises(InputError, match="a.tif: cannot decode segment 0") as info:
+        reader.read_region(0, 0, 4, 4)
+    assert "\n" not in str(info.value)
+    reader.close()
+
+
+def test_pixel_limit(tmp_path):
+    path = write(tmp_path / "a.tif", samples_of(1, np.uint8), tile=(16, 16))
+    with pytest.raises(ImageTooLarge) as info:
+        TIFF.probe(path, BuildOptions(max_pixels=100))
+    text = str(info.value)
+    assert "67x45" in text and "3,015" in text and "100" in text and "--max-pixels" in text
+
+
+def test_segment_cache_is_bounded_and_keeps_the_newest():
+    cache = SegmentCache(max_bytes=250)
+    for i in range(5):
+        cache.put(i, np.zeros(100, np.uint8))
+        assert cache.nbytes <= 250
+    assert len(cache) == 2 and cache.get(0) is None and cache.get(4) is not None
+    cache.put("big", np.zeros(1000, np.uint8))
+    assert len(cache) == 1 and cache.get("big") is not None
+
+
+def test_reads_decode_only_intersecting_segments(tmp_path):
+    samples = samples_of(3, np.uint8, 128, 128)
+    path = write(tmp_path / "a.tif", samples, tile=(32, 32))
+    reader = TIFF.probe(path, BuildOptions()).open()
+    reader.read_region(40, 40, 10, 10)
+    assert reader.decode_count == 1
+    reader.read_region(30, 30, 4, 4)  # four tiles, one of them cached
+    assert reader.decode_count == 4
+    reader.close()
+
+
+def test_z_order_reads_decode_each_tile_about_once(tmp_path):
+    """16384x16384 RGB, 256-pixel tiles, read in Z-order in 254-pixel regions."""
+    n, tile, region = 16384, 256, 254
+    path = tmp_path / "big.tif"
+    # Every tile is the same Deflate stream of zeros, compressed once and written as is.
+    blob = zlib.compress(bytes(tile * tile * 3), 1)
+    tifffile.imwrite(
+        path,
+        data=(blob for _ in range((n // tile) ** 2)),
+        shape=(n, n, 3),
+        dtype=np.uint8,
+        tile=(tile, tile),
+        photometric="rgb",
+        compression="zlib",
+    )
+    source = TIFF.probe(path, BuildOptions())
+    reader = source.open()  # the default 64 MiB cache
+    cells = -(-n // region)
+    for col, row in z_order((c, r) for r in range(cells) for c in range(cells)):
+        x, y = col * region, row * region
+        reader.read_region(x, y, min(region, n - x), min(region, n - y))
+    assert reader._cache.nbytes <= reader.cache_bytes
+    ratio = reader.decode_count / (n // tile) ** 2
+    assert ratio <= 1.1, ratio
+    reader.close()
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    data=st.data(),
+    height=st.integers(1, 70),
+    width=st.integers(1, 70),
+    bands=st.integers(1, 4),
+    sixteen=st.booleans(),
+    separate=st.booleans(),
+    tiled=st.booleans(),
+)
+def test_random_layouts_and_regions(tmp_path, data, height, width, bands, sixteen, separate, tiled):
+    dtype = np.uint16 if sixteen else np.uint8
+    samples = samples_of(bands, dtype, height, width)
+    if tiled:
+        layout = {"tile": (data.draw(st.sampled_from([16, 32, 48])), data.draw(st.sampled_from([16, 32, 64])))}
+    else:
+        layout = {"rowsperstrip": data.draw(st.integers(1, height + 3))}
+    path = write(tmp_path / "h.tif", samples, separate=separate, **layout)
+    want = truth(samples)
+    cache = data.draw(st.sampled_from([1, 4096, 1 << 20]))
+    source = TiffFormat(cache_bytes=cache).probe(path, BuildOptions())
+    reader = source.open()
+    for _ in range(4):
+        x = data.draw(st.integers(0, width - 1))
+        y = data.draw(st.integers(0, height - 1))
+        w = data.draw(st.integers(1, width - x))
+        h = data.draw(st.integers(1, height - y))
+        assert np.array_equal(reader.read_region(x, y, w, h), want[y : y + h, x : x + w])
+    reader.close()
