@@ -16,3 +16,4 @@ def pyramidd_register(registry) -> None:  # type: ignore[no-untyped-def]
         registry.add_resampler(resampler)
     for sink in sinks.BUILTINS:
         registry.add_sink(sink)
+    registry.add_source(__import__("pyramidd.warp", fromlist=["FORMAT"]).FORMAT)  # GCP warp

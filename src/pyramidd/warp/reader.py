@@ -1,0 +1,236 @@
+"""The worker side of a warp: output regions sampled from the input through the cache.
+
+:class:`WarpReader` is the :class:`~pyramidd.formats.RegionReader` of a warp
+source. A region (normally one output tile, asked for in the engine's Z order) is
+warped in *steps*: horizontal bands of output rows, like a scanline warper, each
+step sending its output pixel centres through the reverse polynomial, fetching the
+input pieces they fall in from the :class:`~.cache.PieceCache` and sampling them.
+
+After every step the :class:`~.cache.ThrashDetector` is told how many input lines
+the step read. When it trips, the reader *falls back*: the rest of the region, and
+every later region, is warped in blocks small enough that the input pieces one
+block needs fit in half the cache (a quarter after a second trip, and so on), taken
+in Z order so neighbouring blocks reuse pieces. Pixels do not depend on the step
+shape, so a fallback changes speed, never output.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import structlog
+
+from ..morton import z_order
+from .cache import PieceCache, PieceReader, ThrashDetector
+from .extent import OutputGrid
+from .model import PolynomialModel
+from .sample import REACH, SAMPLERS, inside, needed_rect
+
+log = structlog.get_logger("pyramidd.warp")
+
+#: Pixels per step when the band height is automatic.
+STEP_PIXELS = 65536
+
+
+@dataclass(frozen=True)
+class WarpSettings:
+    """How a warp samples and reads; plain data, pickled to workers."""
+
+    resampler: str = "near"
+    #: "alpha": output has an alpha band, 0 outside the input. "background": no
+    #: extra band, outside pixels take ``background``.
+    fill: str = "alpha"
+    background: tuple[int, int, int, int] = (255, 255, 255, 255)
+    cache_bytes: int = 64 << 20
+    #: Output rows per step; 0 picks about STEP_PIXELS pixels per step.
+    band_rows: int = 0
+    thrash_window: int = 65536
+    thrash_threshold: float = 0.2
+    #: Piece shape ``(cols, rows)`` for inputs not read as TIFF tiles/strips.
+    piece: tuple[int, int] | None = None
+
+
+def out_bands(in_bands: int, fill: str) -> int:
+    """Output band count: an alpha band is added unless the input has one or fill is background."""
+    if fill == "background" or in_bands in (2, 4):
+        return in_bands
+    return in_bands + 1
+
+
+def fill_value(bands: int, colour: tuple[int, int, int, int], fill: str) -> np.ndarray:
+    """The pixel written outside the input."""
+    if fill == "alpha":
+        return np.zeros(bands, np.uint8)
+    r, g, b, a = colour
+    grey = (299 * r + 587 * g + 114 * b + 500) // 1000
+    return np.array({1: [grey], 2: [grey, a], 3: [r, g, b], 4: [r, g, b, a]}[bands], np.uint8)
+
+
+@dataclass
+class WarpCounters:
+    """Counters of one reader, for metrics and progress."""
+
+    pixels: int
+    piece_reads: int
+    line_reads: int
+    hits: int
+    evictions: int
+    bytes_read: int
+    bytes_decoded: int
+    fallbacks: int
+    fallback_level: int
+    thrash_ratio: float
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain dict (for JSON metrics)."""
+        return asdict(self)
+
+
+class WarpReader:
+    """Warps output regions on demand; see the module docstring."""
+
+    def __init__(
+        self,
+        model: PolynomialModel,
+        grid: OutputGrid,
+        pieces: PieceReader,
+        settings: WarpSettings,
+    ) -> None:
+        self.model = model
+        self.grid = grid
+        self.pieces = pieces
+        self.settings = settings
+        self.cache = PieceCache(pieces, settings.cache_bytes)
+        self.detector = ThrashDetector(settings.thrash_window, settings.thrash_threshold)
+        self._sample = SAMPLERS[settings.resampler]
+        self.in_bands = pieces.bands
+        self.bands = out_bands(pieces.bands, settings.fill)
+        self._fill = fill_value(self.bands, settings.background, settings.fill)
+        self._add_alpha = self.bands > self.in_bands
+        self.fallback_level = 0
+        self.fallbacks = 0
+        self.pixels = 0
+
+    # ------------------------------------------------------------------ public
+
+    @property
+    def counters(self) -> WarpCounters:
+        """What this reader has read and done so far."""
+        c = self.cache.counters
+        return WarpCounters(
+            pixels=self.pixels,
+            piece_reads=c.reads,
+            line_reads=c.line_reads,
+            hits=c.hits,
+            evictions=c.evictions,
+            bytes_read=self.pieces.bytes_read,
+            bytes_decoded=c.bytes_decoded,
+            fallbacks=self.fallbacks,
+            fallback_level=self.fallback_level,
+            thrash_ratio=self.detector.last_ratio,
+        )
+
+    def read_region(self, x: int, y: int, w: int, h: int) -> np.ndarray:
+        """Output pixels of ``[x, x+w) x [y, y+h)`` as ``(h, w, bands)`` uint8."""
+        out = np.empty((h, w, self.bands), np.uint8)
+        band = self.settings.band_rows or max(1, STEP_PIXELS // max(1, w))
+        row = 0
+        while row < h:
+            if self.fallback_level:
+                self._blocks(out, x, y, 0, row, w, h - row)
+                break
+            rows = min(band, h - row)
+            if self._step(out, x, y, 0, row, w, rows):
+                self._trip()
+            row += rows
+        return out
+
+    def close(self) -> None:
+        """Drop the cache and close the input."""
+        self.cache.clear()
+        self.pieces.close()
+
+    # ------------------------------------------------------------------ steps
+
+    def _trip(self) -> None:
+        self.fallback_level += 1
+        self.fallbacks += 1
+        c = self.cache.counters
+        log.warning(
+            "warp.thrash",
+            ratio=round(self.detector.last_ratio, 4),
+            threshold=self.settings.thrash_threshold,
+            level=self.fallback_level,
+            cache_pieces=self.cache.capacity_pieces,
+            line_reads=c.line_reads,
+            note="input lines re-read too often; warping in smaller blocks",
+        )
+
+    def _pieces_for(self, x: int, y: int, w: int, h: int) -> int:
+        """Estimated input pieces an output rectangle needs (bounding box of its outline)."""
+        t = np.linspace(0.0, 1.0, 9)
+        ox = np.concatenate([t * w, np.full_like(t, w), t * w, np.zeros_like(t)]) + x
+        oy = np.concatenate([np.zeros_like(t), t * h, np.full_like(t, h), t * h]) + y
+        g = self.grid
+        sx, sy = self.model.to_source(g.min_x + ox * g.res_x, g.max_y - oy * g.res_y)
+        before, after = REACH[self.settings.resampler]
+        W, H = self.pieces.width, self.pieces.height
+        x0 = max(0, int(np.floor(sx.min())) - before)
+        x1 = min(W, int(np.floor(sx.max())) + after + 1)
+        y0 = max(0, int(np.floor(sy.min())) - before)
+        y1 = min(H, int(np.floor(sy.max())) + after + 1)
+        return self.cache.pieces_in(x0, y0, x1, y1)
+
+    def block_size(self, x: int, y: int, w: int, h: int) -> tuple[int, int]:
+        """Largest block (halving the longer side) whose pieces fit the fallback budget."""
+        budget = max(1, self.cache.capacity_pieces >> self.fallback_level)
+        bw, bh = w, h
+        while (bw > 8 or bh > 8) and self._pieces_for(x, y, bw, bh) > budget:
+            if bw >= bh:
+                bw = (bw + 1) // 2
+            else:
+                bh = (bh + 1) // 2
+        return bw, bh
+
+    def _blocks(self, out: np.ndarray, x: int, y: int, ox: int, oy: int, w: int, h: int) -> None:
+        bw, bh = self.block_size(x + ox, y + oy, w, h)
+        cells = [(i, j) for j in range(-(-h // bh)) for i in range(-(-w // bw))]
+        for i, j in z_order(cells):
+            bx, by = ox + i * bw, oy + j * bh
+            if self._step(out, x, y, bx, by, min(bw, ox + w - bx), min(bh, oy + h - by)):
+                self._trip()
+
+    def _step(self, out: np.ndarray, x: int, y: int, ox: int, oy: int, w: int, h: int) -> bool:
+        """Warp ``out[oy:oy+h, ox:ox+w]`` (region origin ``x, y``); True if thrash tripped."""
+        g = self.grid
+        sx, sy = self.model.to_source(g.xs(x + ox, w)[None, :], g.ys(y + oy, h)[:, None])
+        W, H = self.pieces.width, self.pieces.height
+        mask = inside(sx, sy, W, H)
+        sub = out[oy : oy + h, ox : ox + w]
+        n = int(np.count_nonzero(mask))
+        if n == 0:
+            sub[...] = self._fill
+            return False
+        whole = n == mask.size
+        vx, vy = (sx.ravel(), sy.ravel()) if whole else (sx[mask], sy[mask])
+        rect = needed_rect(vx, vy, self.settings.resampler, W, H)
+        assert rect is not None
+        before = self.cache.counters.line_reads
+        window = self.cache.window(*rect)
+        vals = self._sample(window, rect[0], rect[1], vx, vy, W, H)
+        nb = self.in_bands
+        if whole:
+            sub[..., :nb] = vals.reshape(h, w, nb)
+            if self._add_alpha:
+                sub[..., nb] = 255
+        else:
+            sub[...] = self._fill
+            if self._add_alpha:
+                sub[..., :nb][mask] = vals
+                sub[..., nb][mask] = 255
+            else:
+                sub[mask] = vals
+        self.pixels += n
+        return self.detector.add(n, self.cache.counters.line_reads - before)
