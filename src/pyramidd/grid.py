@@ -85,10 +85,12 @@ class Grid:
         """The lowest level the layout writes: 0, or the first level that fits one tile."""
         if self.depth == "onepixel":
             return 0
-        for level, (w, h) in enumerate(self._sizes):
+        # Levels shrink downwards, so the first that fits, from the top, is the largest.
+        for level in range(self.top, -1, -1):
+            w, h = self._sizes[level]
             if w <= self.tile_size and h <= self.tile_size:
                 return level
-        raise AssertionError("the top level always fits a tile after enough halvings")
+        raise AssertionError("level 0 is 1x1 and fits any tile")
 
     def levels(self) -> range:
         """Levels written, lowest first."""
