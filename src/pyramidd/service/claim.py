@@ -1,0 +1,123 @@
+"""Moves of an input between its drop folder, ``processing/``, ``done/`` and ``failed/``.
+
+Each move is one ``rename`` within the drop folder's filesystem, so an input is in
+exactly one place at every instant, and each is followed by an fsync of the folders
+so that a power cut cannot undo it behind the journal's back. Nothing here replaces
+an existing file: a name already taken in ``done/`` or ``failed/`` gets a numbered
+variant, and a claim whose name is busy in ``processing/`` waits.
+
+All functions block (rename, fsync): call them through ``anyio.to_thread``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from .config import WatchConfig
+from .settle import marker_name
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a folder's entries durable (renames into or out of it)."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def prepare(watch: WatchConfig) -> None:
+    """Create the watch's drop, ``processing/``, ``done/``, ``failed/`` and output folders."""
+    for folder in (watch.folder, watch.processing, watch.done, watch.failed, watch.output):
+        folder.mkdir(parents=True, exist_ok=True)
+
+
+def claim(watch: WatchConfig, name: str) -> Path:
+    """Move ``name`` from the drop folder into ``processing/``; return its new path.
+
+    :class:`FileNotFoundError` if it is gone; :class:`FileExistsError` if an input of
+    the same name is still being processed (it is claimed after that one is done).
+    """
+    src = watch.folder / name
+    dst = watch.processing / name
+    if os.path.lexists(dst):
+        raise FileExistsError(dst)
+    os.rename(src, dst)
+    fsync_dir(watch.processing)
+    fsync_dir(watch.folder)
+    if watch.done_marker:
+        try:
+            os.unlink(watch.folder / marker_name(name))
+        except FileNotFoundError:
+            pass
+    return dst
+
+
+def unique_name(folder: Path, name: str, also: tuple[str, ...] = ()) -> str:
+    """``name``, or ``name`` with ``-1``, ``-2``... before its extension, free in ``folder``.
+
+    ``also`` lists suffixes whose companions (``name + suffix``) must be free too.
+    """
+    stem, dot, ext = name.rpartition(".")
+    if not stem:
+        stem, dot, ext = name, "", ""
+    candidate, n = name, 0
+    while os.path.lexists(folder / candidate) or any(
+        os.path.lexists(folder / (candidate + s)) for s in also
+    ):
+        n += 1
+        candidate = f"{stem}-{n}{dot}{ext}"
+    return candidate
+
+
+def finish_done(watch: WatchConfig, name: str) -> Path | None:
+    """Move a built input from ``processing/`` to ``done/`` (or delete it, if configured).
+
+    Returns where it went (``None``: deleted). An input already gone is fine: this
+    is also how recovery completes a move a crash interrupted.
+    """
+    src = watch.processing / name
+    if not os.path.lexists(src):
+        return None
+    if watch.on_success == "delete":
+        os.unlink(src)
+        fsync_dir(watch.processing)
+        return None
+    dst = watch.done / unique_name(watch.done, name)
+    os.rename(src, dst)
+    fsync_dir(watch.done)
+    fsync_dir(watch.processing)
+    return dst
+
+
+def finish_failed(watch: WatchConfig, name: str, report: dict[str, Any]) -> Path | None:
+    """Write ``failed/NAME.error.json`` (atomically), then move the input beside it."""
+    src = watch.processing / name
+    if not os.path.lexists(src):
+        return None
+    final = unique_name(watch.failed, name, also=(".error.json",))
+    error_path = watch.failed / (final + ".error.json")
+    tmp = watch.failed / f".{final}.error.json.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(report, f, indent=2, ensure_ascii=True)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, error_path)
+    dst = watch.failed / final
+    os.rename(src, dst)
+    fsync_dir(watch.failed)
+    fsync_dir(watch.processing)
+    return dst
+
+
+def located(watch: WatchConfig, name: str) -> str | None:
+    """Where the input called ``name`` is now: ``drop``, ``processing`` or ``None``."""
+    if os.path.lexists(watch.processing / name):
+        return "processing"
+    if os.path.lexists(watch.folder / name):
+        return "drop"
+    return None

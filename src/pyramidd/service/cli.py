@@ -1,0 +1,82 @@
+"""The ``run`` and ``status`` commands, added to pyramidd's command line by :func:`add_commands`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from .config import DEFAULT_PATH, ConfigError, load_config
+
+
+def _default_config() -> Path:
+    return Path(os.environ.get("PYRAMIDD_CONFIG", DEFAULT_PATH))
+
+
+def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add ``run`` and ``status`` to a parser's subcommands (each sets ``func``)."""
+    run = subparsers.add_parser(
+        "run", help="run the service: watch drop folders and build what is dropped",
+        description="Run the pyramidd service in the foreground (systemd: Type=notify).")
+    run.add_argument("--config", type=Path, default=None,
+                     help=f"config file (default: $PYRAMIDD_CONFIG or {DEFAULT_PATH})")
+    run.set_defaults(func=run_command)
+    status = subparsers.add_parser(
+        "status", help="show what a running service is doing",
+        description="Ask the running service (found through the config's state_dir) for its status.")
+    status.add_argument("--config", type=Path, default=None,
+                        help=f"config file of the service (default: $PYRAMIDD_CONFIG or {DEFAULT_PATH})")
+    status.add_argument("--json", action="store_true", help="print the raw JSON status")
+    status.set_defaults(func=status_command)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """``pyramidd run``: exit 0 after a graceful stop, 2 for a bad config."""
+    import anyio
+
+    from . import logs
+    from .service import Service
+
+    path = args.config or _default_config()
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        print(f"pyramidd: {exc}", file=sys.stderr)
+        return 2
+    logs.configure(config.log.level, config.log.format)
+    try:
+        anyio.run(Service(config).run)
+    except ConfigError as exc:  # the state folder is taken, for one
+        print(f"pyramidd: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def status_command(args: argparse.Namespace) -> int:
+    """``pyramidd status``: 0 if the service answered, 1 if it did not, 2 for a bad config."""
+    from .status import fetch, render
+
+    path = args.config or _default_config()
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        print(f"pyramidd: {exc}", file=sys.stderr)
+        return 2
+    try:
+        status = fetch(config.state_dir)
+    except ConnectionError as exc:
+        print(f"pyramidd: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(status, indent=2) if args.json else render(status))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m pyramidd.service``: the two service commands on their own."""
+    parser = argparse.ArgumentParser(prog="pyramidd")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_commands(sub)
+    args = parser.parse_args(argv)
+    return int(args.func(args))

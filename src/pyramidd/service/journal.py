@@ -1,0 +1,158 @@
+"""The job journal: an append-only file of JSON lines in the state folder, fsync'd per record.
+
+Every step of a job that moves a file or makes an output is written here *before*
+it is taken (``claim``) or *after* it took effect (``claimed``, ``built``,
+``closed``), so a start after kill -9 can tell, with the folders, how far each job
+got (see :mod:`.recovery`). A line cut short by a crash is ignored: the step it
+described is then judged from the folders alone.
+
+The methods block (fsync): async callers run them through ``anyio.to_thread``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import threading
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+#: States of a job, in order. ``claiming``: about to rename the input into
+#: ``processing/``; ``claimed``: it is there, no attempt finished; ``built``: the
+#: output is in place, the input not yet moved; ``failed``: given up, input not yet
+#: moved. A job whose input reached ``done/`` or ``failed/`` is closed and forgotten.
+STATES = ("claiming", "claimed", "built", "failed")
+
+
+def new_job_id() -> str:
+    """A short id that sorts by creation time."""
+    return f"{int(time.time() * 1000):x}-{secrets.token_hex(3)}"
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """What the journal knows of one open job."""
+
+    id: str
+    watch: str
+    name: str  # the name in the drop folder, and in processing/
+    output: str  # the pyramid's name in the output folder
+    state: str = "claiming"
+    attempts: int = 0  # attempts started, including ones a service crash cut short
+    error: dict[str, Any] | None = None
+    summary: dict[str, Any] | None = None
+    created: float = field(default_factory=time.time)
+
+
+def apply(jobs: dict[str, JobRecord], entry: dict[str, Any]) -> None:
+    """Apply one journal entry to the open jobs (pure; unknown ids and ops are skipped)."""
+    op, job_id = entry.get("op"), entry.get("id")
+    if op == "claim":
+        fields = {k: v for k, v in entry.items() if k in JobRecord.__dataclass_fields__}
+        jobs[job_id] = JobRecord(**fields)
+        return
+    job = jobs.get(job_id)
+    if job is None:
+        return
+    if op == "claimed":
+        jobs[job_id] = replace(job, state="claimed")
+    elif op == "attempt":
+        jobs[job_id] = replace(job, state="claimed", attempts=entry["n"])
+    elif op == "built":
+        jobs[job_id] = replace(job, state="built", summary=entry.get("summary"))
+    elif op == "failed":
+        jobs[job_id] = replace(job, state="failed", error=entry.get("error"))
+    elif op == "closed":
+        del jobs[job_id]
+
+
+def replay(path: Path) -> dict[str, JobRecord]:
+    """The open jobs recorded at ``path`` (none if it does not exist)."""
+    jobs: dict[str, JobRecord] = {}
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return jobs
+    for line in raw.split(b"\n"):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+        except ValueError:  # torn by a crash mid-write: the folders tell the rest
+            continue
+        if isinstance(entry, dict):
+            try:
+                apply(jobs, entry)
+            except (TypeError, KeyError):
+                continue
+    return jobs
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class Journal:
+    """The journal file of one service; one writer at a time (a process-wide lock)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._fd: int | None = None
+
+    def open(self) -> dict[str, JobRecord]:
+        """Replay the journal, rewrite it with only the open jobs, and open it for appending."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        jobs = replay(self.path)
+        self.rewrite(jobs.values())
+        return jobs
+
+    def rewrite(self, jobs: Any) -> None:
+        """Replace the file with one ``claim`` line per open job (atomically)."""
+        with self._lock:
+            tmp = self.path.with_name(self.path.name + ".tmp")
+            with open(tmp, "wb") as f:
+                for job in jobs:
+                    f.write(_line({"op": "claim", **asdict(job)}))
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
+            _fsync_dir(self.path.parent)
+            if self._fd is not None:
+                os.close(self._fd)
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+
+    def write(self, op: str, job_id: str, **fields: Any) -> None:
+        """Append one entry and fsync it before returning."""
+        self._append({"op": op, "id": job_id, **fields})
+
+    def claim(self, job: JobRecord) -> None:
+        """Record the intent to claim ``job`` (before the rename)."""
+        self._append({"op": "claim", **asdict(job)})
+
+    def _append(self, entry: dict[str, Any]) -> None:
+        data = _line(entry)
+        with self._lock:
+            if self._fd is None:
+                raise RuntimeError("journal is not open")
+            os.write(self._fd, data)
+            os.fsync(self._fd)
+
+    def close(self) -> None:
+        """Close the file (entries are already on disk)."""
+        with self._lock:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+
+
+def _line(entry: dict[str, Any]) -> bytes:
+    # ensure_ascii keeps names with undecodable bytes (lone surrogates) encodable.
+    return (json.dumps(entry, ensure_ascii=True, separators=(",", ":")) + "\n").encode("ascii")

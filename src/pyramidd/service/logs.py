@@ -1,0 +1,59 @@
+"""Logging set-up: structlog, JSON lines when stderr is not a terminal (journald, files).
+
+:func:`configure` is what a command calls once at start; :func:`forward` is the
+``on_log`` handler of the render pool, which re-emits the events workers send so
+that they reach the service's log (a worker's own stderr goes nowhere useful under
+systemd's control).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any, TextIO
+
+import structlog
+
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
+           "error": logging.ERROR}
+
+
+def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = None) -> None:
+    """Set up structlog (and the standard ``logging`` of libraries) for this process.
+
+    ``fmt``: ``json``, ``console``, or ``auto`` (console on a terminal, else JSON).
+    """
+    stream = stream or sys.stderr
+    if fmt == "auto":
+        fmt = "console" if stream.isatty() else "json"
+    renderer: Any = (
+        structlog.processors.JSONRenderer(ensure_ascii=True)
+        if fmt == "json"
+        else structlog.dev.ConsoleRenderer(colors=stream.isatty())
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(_LEVELS.get(level, logging.INFO)),
+        logger_factory=structlog.PrintLoggerFactory(stream),
+        cache_logger_on_first_use=False,
+    )
+    # Libraries (hypercorn, asyncio) log through the standard module: same stream, one line each.
+    root = logging.getLogger()
+    root.handlers[:] = [logging.StreamHandler(stream)]
+    root.setLevel(max(_LEVELS.get(level, logging.INFO), logging.WARNING))
+
+
+def forward(event: dict[str, Any]) -> None:
+    """Re-emit a log event a render worker sent, keeping its fields (``worker``, ``pid``...)."""
+    event = dict(event)
+    level = str(event.pop("level", "info")).lower()
+    message = str(event.pop("event", "worker event"))
+    event.pop("timestamp", None)
+    log = structlog.get_logger("pyramidd.worker")
+    getattr(log, level if level in _LEVELS else "info")(message, source="worker", **event)

@@ -1,0 +1,123 @@
+"""Watching one drop folder: inotify events through watchfiles, a scan at start, rescans.
+
+Events only say "look again": each look lists the folder and applies the settle rules
+(:func:`.settle.plan`) to what it finds, so a lost event (inotify queue overflow, a
+network filesystem that never sends any) costs at most one ``rescan_interval``.
+Settled files go into the shared job queue; when it is full, sending waits, and the
+folder itself is the backlog: nothing is held in memory for a file not yet queued.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import stat
+import time
+from pathlib import Path
+from typing import Callable
+
+import anyio
+import structlog
+from anyio.abc import ObjectSendStream, TaskStatus
+from watchfiles import awatch
+
+from . import claim
+from .config import WatchConfig
+from .jobs import Candidate
+from .settle import Entry, Seen, plan
+
+log = structlog.get_logger("pyramidd.service")
+
+
+def list_folder(folder: Path) -> list[Entry]:
+    """Every name in ``folder`` with its ``lstat`` (blocking; names vanishing meanwhile are skipped)."""
+    entries = []
+    with os.scandir(folder) as it:
+        for d in it:
+            try:
+                st = d.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            entries.append(Entry(d.name, st.st_size, st.st_mtime, stat.S_ISREG(st.st_mode),
+                                 stat.S_ISLNK(st.st_mode)))
+    return entries
+
+
+class FolderWatcher:
+    """Finds settled files in one drop folder and queues them, until cancelled."""
+
+    def __init__(self, watch: WatchConfig, queue: ObjectSendStream[Candidate],
+                 pending: set[tuple[str, str]], rescan_interval: float,
+                 on_look: Callable[[], None] | None = None) -> None:
+        self.watch = watch
+        self.queue = queue
+        #: (watch, name) of files queued or being claimed, shared by all watchers and jobs.
+        self.pending = pending
+        self.rescan_interval = rescan_interval
+        self.on_look = on_look
+        self._seen: dict[str, Seen] = {}
+        self._changed = anyio.Event()
+        self._armed = anyio.Event()
+        self._probe = f".pyramidd-armed-{secrets.token_hex(4)}"
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Arm the watcher, report ready, then look at the folder whenever it may have changed."""
+        await anyio.to_thread.run_sync(claim.prepare, self.watch)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._events)
+            await self._arm()
+            task_status.started()
+            log.info("watching", watch=self.watch.name, folder=str(self.watch.folder),
+                     output=str(self.watch.output))
+            await self._looks()
+
+    async def _arm(self) -> None:
+        # watchfiles offers no "armed" callback; an event for a file we create proves it.
+        probe = self.watch.folder / self._probe
+        try:
+            with anyio.fail_after(10):
+                while not self._armed.is_set():
+                    await anyio.to_thread.run_sync(probe.touch)
+                    with anyio.move_on_after(0.1):
+                        await self._armed.wait()
+        finally:
+            await anyio.to_thread.run_sync(lambda: probe.unlink(missing_ok=True))
+
+    async def _events(self) -> None:
+        async for changes in awatch(self.watch.folder, watch_filter=None, recursive=False,
+                                    debounce=200, step=20):
+            if not self._armed.is_set() and any(
+                    os.path.basename(path) == self._probe for _, path in changes):
+                self._armed.set()
+            self._changed.set()
+
+    async def _looks(self) -> None:
+        next_rescan = time.monotonic()
+        while True:
+            self._changed = anyio.Event()
+            wake = await self.look()
+            now = time.monotonic()
+            if now >= next_rescan:
+                next_rescan = now + self.rescan_interval
+            timeout = next_rescan - now if wake is None else min(wake, next_rescan - now)
+            with anyio.move_on_after(max(timeout, 0.01)):
+                await self._changed.wait()
+
+    async def look(self) -> float | None:
+        """List the folder once, queue what settled; seconds until something else may settle."""
+        entries = await anyio.to_thread.run_sync(list_folder, self.watch.folder)
+        result = plan(entries, self._seen, self.watch, time.monotonic(), time.time())
+        self._seen = result.seen
+        if self.on_look is not None:
+            self.on_look()
+        for entry in result.ready:
+            key = (self.watch.name, entry.name)
+            if key in self.pending:
+                continue
+            self.pending.add(key)
+            try:
+                await self.queue.send(Candidate(self.watch.name, entry))
+            except BaseException:
+                self.pending.discard(key)
+                raise
+        return result.wake_in
