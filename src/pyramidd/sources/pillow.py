@@ -26,6 +26,7 @@ size against ``--max-pixels`` itself, before decoding, and says how to raise it.
 from __future__ import annotations
 
 import os
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -85,20 +86,27 @@ def _why_not(fid: str, f: BinaryIO, path: Path) -> str:
     return "unreadable header"
 
 
-def _sixteen_bit_png(im: Any) -> bool:
-    """A 16-bit colour PNG, which Pillow would cut to 8 bits by dropping the low byte."""
-    if im.format != "PNG" or im.mode not in ("RGB", "RGBA", "LA") or not im.tile:
-        return False
+def _sixteen_bit_png(im: Any) -> str | None:
+    """The PNG colour type (``LA``, ``RGB``, ``RGBA``) of a 16-bit colour PNG, else None.
+
+    Pillow would cut these to 8 bits by dropping the low byte (and opens 16-bit LA as
+    RGBA), so they are decoded another way.
+    """
+    if im.format != "PNG" or im.mode not in ("RGB", "RGBA") or not im.tile:
+        return None
     rawmode = im.tile[0].args
     rawmode = rawmode[0] if isinstance(rawmode, tuple) else rawmode
-    return isinstance(rawmode, str) and ";16" in rawmode
+    if not isinstance(rawmode, str) or not rawmode.endswith(";16B"):
+        return None
+    return rawmode.split(";")[0]
 
 
 def _conversion(im: Any, name: str, loaded: bool) -> Conversion:
     """How an opened Pillow image's pixels convert; the palette only once ``loaded``."""
     mode = im.mode
-    if _sixteen_bit_png(im):
-        return Conversion("grey" if mode == "LA" else "rgb", bits=16, alpha=mode != "RGB")
+    png16 = _sixteen_bit_png(im)
+    if png16:
+        return Conversion("grey" if png16 == "LA" else "rgb", bits=16, alpha=png16 != "RGB")
     if mode in ("P", "PA"):
         if loaded:
             colours = np.array(im.getpalette("RGBA") or [], np.uint8).reshape(-1, 4)
@@ -170,10 +178,13 @@ class PillowSource:
         segment = shm.create(capacity, name=self.segment)
         try:
             self._decode(segment.buf)
-        except BaseException:
+        except BaseException as exc:
+            # The failed frames still hold views of the segment; drop them so that it
+            # can be unmapped here rather than when the worker exits.
+            _clear_frames(exc)
             try:
                 segment.close()
-            except BufferError:  # a traceback still holds a view; the process exit unmaps
+            except BufferError:  # a view survived anyway: unmapped when the process exits
                 pass
             shm.unlink(self.segment)
             raise
@@ -203,7 +214,7 @@ class PillowSource:
     def _capacity(self) -> int:
         # Pillow keeps RGB at four bytes a pixel; decoding into our buffer needs room
         # for that layout before it is packed to three.
-        if self.mode == "RGB":
+        if self.mode == "RGB" and self.bands == 3:
             return self.width * self.height * 4
         return self.nbytes
 
@@ -279,6 +290,16 @@ class PillowSource:
         for y0, y1 in _strips(self.height, self.width * 4):
             strip = np.asarray(im.crop((0, y0, self.width, y1)))
             target[y0:y1] = conversion.apply(strip)
+
+
+def _clear_frames(exc: BaseException) -> None:
+    """Drop the local variables of the finished frames of ``exc`` and its causes."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        traceback.clear_frames(current.__traceback__)
+        current = current.__cause__ or current.__context__
 
 
 def _strips(height: int, row_bytes: int) -> list[tuple[int, int]]:
