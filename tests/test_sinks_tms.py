@@ -21,26 +21,6 @@ GDAL2TILES = shutil.which("gdal2tiles.py") or shutil.which("gdal2tiles")
 needs_gdal2tiles = pytest.mark.skipif(GDAL2TILES is None, reason="GDAL's gdal2tiles is not installed")
 
 
-def _first_level_fitting_one_tile(grid: Grid) -> int:
-    if grid.depth == "onepixel":
-        return 0
-    level = grid.top
-    while level > 0 and max(grid.level_size(level)) > grid.tile_size:
-        level -= 1
-    return level
-
-
-@pytest.fixture(autouse=True)
-def onetile_grid(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Zoom 0 must be the level that fits one tile (the largest such level).
-
-    ``Grid.min_level`` in grid.py searches from level 0 up and so always answers 0
-    for ``depth="onetile"``; until it is fixed these tests use the intended rule.
-    """
-    if Grid(520, 300, 256, depth="onetile").min_level != 8:
-        monkeypatch.setattr(Grid, "min_level", property(_first_level_fitting_one_tile))
-
-
 def tiles(root: Path) -> dict[str, tuple[int, int]]:
     out = {}
     for path in sorted(root.glob("*/*/*.png")):

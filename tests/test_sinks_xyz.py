@@ -12,7 +12,6 @@ import pytest
 from PIL import Image
 
 from pyramidd.errors import OptionError, OutputError
-from pyramidd.grid import Grid
 from pyramidd.options import BuildOptions
 from pyramidd.sinks.encode import flatten
 from pyramidd.sinks.xyz import XYZ
@@ -20,26 +19,6 @@ from pyramidd.testing import check_zxy, drive_sink, gradient, write_image
 
 VIPS = shutil.which("vips")
 needs_vips = pytest.mark.skipif(VIPS is None, reason="libvips' vips command is not installed")
-
-
-def _first_level_fitting_one_tile(grid: Grid) -> int:
-    if grid.depth == "onepixel":
-        return 0
-    level = grid.top
-    while level > 0 and max(grid.level_size(level)) > grid.tile_size:
-        level -= 1
-    return level
-
-
-@pytest.fixture(autouse=True)
-def onetile_grid(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Zoom 0 must be the level that fits one tile (the largest such level).
-
-    ``Grid.min_level`` in grid.py searches from level 0 up and so always answers 0
-    for ``depth="onetile"``; until it is fixed these tests use the intended rule.
-    """
-    if Grid(520, 300, 256, depth="onetile").min_level != 8:
-        monkeypatch.setattr(Grid, "min_level", property(_first_level_fitting_one_tile))
 
 
 def zxy_tree(root: Path, order: str = "zxy") -> dict[tuple[int, int, int], tuple[int, int]]:
