@@ -1,0 +1,107 @@
+"""What a graph source yields, and the plain-data handle a worker reads it through."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Protocol
+
+#: Record kinds.
+NODE = 0
+EDGE = 1
+
+#: ``(NODE, id, x, y, attrs)`` or ``(EDGE, source, target, id_or_None, attrs)``.
+#: ``x``/``y`` are whatever the file holds (``None`` when absent, text or a number);
+#: the read stage checks them. ``attrs`` holds the rest, JSON-serialisable.
+Record = tuple[int, Any, Any, Any, dict[str, Any]]
+
+#: Readers by format name: ``reader(path, progress)`` yields records; ``progress(n)``
+#: is called now and then with the bytes of input consumed so far.
+READERS: dict[str, Callable[[Path, Callable[[int], None]], Iterator[Record]]] = {}
+
+
+@dataclass(frozen=True)
+class GraphSource:
+    """A recognised graph input. Made in the coordinator, pickled to the read worker."""
+
+    path: Path
+    format: str
+    #: Other files the input consists of (the edges file of a CSV pair).
+    extra: tuple[Path, ...] = field(default=())
+
+    @property
+    def size(self) -> int:
+        """Bytes of input, for progress."""
+        return sum(p.stat().st_size for p in (self.path, *self.extra) if p.is_file())
+
+    def records(self, progress: Callable[[int], None] = lambda n: None) -> Iterator[Record]:
+        """Stream the records. Runs in a worker; never holds the whole file."""
+        return READERS[self.format](self, progress)  # type: ignore[arg-type]
+
+
+class GraphFormat(Protocol):
+    """A kind of graph file a plugin reads (registered as ``graph-source``)."""
+
+    name: str
+    #: Higher is asked first.
+    priority: int
+
+    def probe(self, path: Path) -> GraphSource | None:
+        """Return a :class:`GraphSource` if this format reads ``path``, else ``None``.
+
+        Runs in the coordinator and reads at most the head of the file.
+        """
+        ...
+
+
+def head(path: Path, n: int = 65536) -> str:
+    """The first ``n`` bytes of a file as text (empty if it cannot be read)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(n).decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+def local(tag: str) -> str:
+    """An XML tag without its namespace."""
+    return tag.rpartition("}")[2]
+
+
+def number(text: Any) -> Any:
+    """An attribute value as int or float when it looks like one, else unchanged."""
+    if not isinstance(text, str):
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+class CountingFile:
+    """A binary file wrapper that reports bytes read, for progress."""
+
+    def __init__(self, path: Path, progress: Callable[[int], None], base: int = 0) -> None:
+        self._f = open(path, "rb")
+        self._progress = progress
+        self._base = base
+        self._seen = 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._f.read(n)
+        self._seen += len(data)
+        self._progress(self._base + self._seen)
+        return data
+
+    def close(self) -> None:
+        self._f.close()
+
+    def __enter__(self) -> "CountingFile":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

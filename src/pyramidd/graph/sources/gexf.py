@@ -1,0 +1,97 @@
+"""GEXF with ``viz:position`` (Gephi)."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from ...errors import InputError
+from .base import EDGE, NODE, READERS, CountingFile, GraphSource, Record, head, local, number
+
+
+class GEXFFormat:
+    """GEXF 1.x (``.gexf``), positions from ``<viz:position x= y=>``."""
+
+    name = "gexf"
+    priority = 0
+
+    def probe(self, path: Path) -> GraphSource | None:
+        if not path.is_file():
+            return None
+        suffix = path.suffix.lower()
+        if suffix == ".gexf" or (suffix == ".xml" and "<gexf" in head(path, 4096)):
+            return GraphSource(path, self.name)
+        return None
+
+
+GEXF = GEXFFormat()
+
+
+def read(source: GraphSource, progress: Callable[[int], None]) -> Iterator[Record]:
+    """Stream ``<node>`` and ``<edge>`` elements, dropping each once read."""
+    titles: dict[str, str] = {}  # attribute id -> title
+    stack: list[ET.Element] = []
+    with CountingFile(source.path, progress) as f:
+        try:
+            for event, elem in ET.iterparse(f, events=("start", "end")):
+                if event == "start":
+                    stack.append(elem)
+                    continue
+                stack.pop()
+                tag = local(elem.tag)
+                if tag == "attribute":
+                    titles[elem.get("id", "")] = elem.get("title") or elem.get("id", "")
+                    continue
+                if tag == "node" and stack and local(stack[-1].tag) == "nodes":
+                    yield _node(elem, titles)
+                elif tag == "edge" and stack and local(stack[-1].tag) == "edges":
+                    yield _edge(elem, titles)
+                else:
+                    continue
+                stack[-1].remove(elem)
+        except ET.ParseError as exc:
+            raise InputError(
+                f"{source.path.name}: not well-formed GEXF ({exc}); check the file is complete"
+            ) from None
+
+
+def _attvalues(elem: ET.Element, titles: dict[str, str], attrs: dict[str, Any]) -> None:
+    for child in elem:
+        if local(child.tag) == "attvalues":
+            for av in child:
+                key = av.get("for") or av.get("id") or ""
+                attrs[titles.get(key, key)] = number(av.get("value", ""))
+
+
+def _node(elem: ET.Element, titles: dict[str, str]) -> Record:
+    attrs: dict[str, Any] = {}
+    if elem.get("label") is not None:
+        attrs["label"] = elem.get("label")
+    x = y = None
+    for child in elem:
+        tag = local(child.tag)
+        if tag == "position":
+            x, y = child.get("x"), child.get("y")
+        elif tag == "size":
+            attrs["size"] = number(child.get("value", ""))
+        elif tag == "color":
+            rgb = [child.get(c, "0") for c in "rgb"]
+            alpha = child.get("a")
+            attrs["color"] = (
+                f"rgba({','.join(rgb)},{alpha})" if alpha is not None else f"rgb({','.join(rgb)})"
+            )
+    _attvalues(elem, titles, attrs)
+    return (NODE, elem.get("id"), x, y, attrs)
+
+
+def _edge(elem: ET.Element, titles: dict[str, str]) -> Record:
+    attrs: dict[str, Any] = {}
+    for name in ("label", "weight", "type", "kind"):
+        if elem.get(name) is not None:
+            attrs[name] = number(elem.get(name))
+    _attvalues(elem, titles, attrs)
+    return (EDGE, elem.get("source"), elem.get("target"), elem.get("id"), attrs)
+
+
+READERS[GEXF.name] = read
