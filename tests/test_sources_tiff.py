@@ -312,6 +312,42 @@ def test_z_order_reads_decode_each_tile_about_once(tmp_path):
     reader.close()
 
 
+@pytest.mark.parametrize("byteorder", ["<", ">"])
+@pytest.mark.parametrize("separate", [False, True], ids=["contig", "separate"])
+def test_uncompressed_strips_are_read_a_few_rows_at_a_time(tmp_path, byteorder, separate):
+    samples = samples_of(3, np.uint16, 60, 41)
+    path = write(tmp_path / "a.tif", samples, separate=separate, rowsperstrip=7, byteorder=byteorder)
+    source = TIFF.probe(path, BuildOptions())
+    # Pieces of 3 rows straddle the 7-row strips.
+    reader = TiffReader(source.path, source.conversion, raw_strip_bytes=3 * 41 * 3 * 2)
+    assert reader.seg_h == 3 if not separate else reader.seg_h == 7
+    want = truth(samples)
+    for x, y, w, h in rects(41, 60):
+        assert np.array_equal(reader.read_region(x, y, w, h), want[y : y + h, x : x + w])
+    reader.close()
+
+
+def test_one_huge_uncompressed_strip_is_not_read_whole(tmp_path):
+    samples = samples_of(1, np.uint8, 500, 300)
+    path = write(tmp_path / "a.tif", samples, rowsperstrip=500)
+    source = TIFF.probe(path, BuildOptions())
+    reader = TiffReader(source.path, source.conversion, raw_strip_bytes=10 * 300)
+    got = reader.read_region(100, 250, 50, 5)
+    assert np.array_equal(got[:, :, 0], samples[250:255, 100:150])
+    assert reader.decode_count == 1 and reader._cache.nbytes == 10 * 300
+    reader.close()
+
+
+def test_uncompressed_strip_shorter_than_its_rows_is_corrupt(tmp_path):
+    path = write(tmp_path / "a.tif", samples_of(1, np.uint8, 20, 20), rowsperstrip=20)
+    source = TIFF.probe(path, BuildOptions())
+    reader = source.open()
+    reader._counts = (100,)
+    with pytest.raises(InputError, match="a.tif: corrupt: strip 0 holds 100 bytes"):
+        reader.read_region(0, 10, 5, 5)
+    reader.close()
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     data=st.data(),
@@ -333,7 +369,7 @@ def test_random_layouts_and_regions(tmp_path, data, height, width, bands, sixtee
     want = truth(samples)
     cache = data.draw(st.sampled_from([1, 4096, 1 << 20]))
     source = TiffFormat(cache_bytes=cache).probe(path, BuildOptions())
-    reader = source.open()
+    reader = TiffReader(path, source.conversion, cache, raw_strip_bytes=data.draw(st.integers(1, 20000)))
     for _ in range(4):
         x = data.draw(st.integers(0, width - 1))
         y = data.draw(st.integers(0, height - 1))

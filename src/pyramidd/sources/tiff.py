@@ -40,6 +40,9 @@ MAGICS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 #: Default budget of a reader's decoded-segment cache.
 DEFAULT_CACHE_BYTES = 64 << 20
 
+#: Uncompressed strips are read in pieces of about this many bytes.
+RAW_STRIP_BYTES = 1 << 20
+
 _JPEG = {6, 7, 33007, 34892}
 _ALPHA = {1, 2}  # ExtraSamples: associated, unassociated alpha
 
@@ -110,8 +113,14 @@ class TiffReader:
     """Region reads of page 0 of a TIFF file, decoding only the segments they touch."""
 
     def __init__(
-        self, path: Path, conversion: Conversion, cache_bytes: int = DEFAULT_CACHE_BYTES
+        self,
+        path: Path,
+        conversion: Conversion,
+        cache_bytes: int = DEFAULT_CACHE_BYTES,
+        raw_strip_bytes: int = RAW_STRIP_BYTES,
     ) -> None:
+        """Open ``path``; keep up to ``cache_bytes`` of decoded segments; read
+        uncompressed strips in pieces of about ``raw_strip_bytes``."""
         self.path = Path(path)
         self.conversion = conversion
         self.cache_bytes = cache_bytes
@@ -139,6 +148,20 @@ class TiffReader:
                 "jpegheader": page.keyframe.jpegheader,
             }
         self._cache = SegmentCache(cache_bytes)
+        # Uncompressed strips are read a few rows at a time straight from the file,
+        # so a file stored as one huge strip is never decoded whole.
+        self._raw_dtype: np.dtype | None = None
+        self._strip_rows = self.seg_h
+        if not page.is_tiled and _plain_samples(page):
+            self._raw_dtype = page.dtype.newbyteorder(self._tif.byteorder)
+            self._row_bytes = self.width * self._contig * self._raw_dtype.itemsize
+            self.seg_h = max(1, min(self.seg_h, raw_strip_bytes // self._row_bytes))
+            self.rows = math.ceil(self.height / self.seg_h)
+
+    @property
+    def _contig(self) -> int:
+        """Samples interleaved in one segment."""
+        return 1 if self.planes > 1 else self._page.samplesperpixel
 
     def read_region(self, x: int, y: int, w: int, h: int) -> np.ndarray:
         """Pixels of ``[x, x+w) x [y, y+h)`` as ``(h, w, bands)`` uint8.
@@ -176,6 +199,9 @@ class TiffReader:
         rw = min(self.seg_w, self.width - col * self.seg_w)
         planes = []
         for plane in range(self.planes):
+            if self._raw_dtype is not None:
+                planes.append(self._read_rows(plane, row * self.seg_h, rh))
+                continue
             index = (plane * self.rows + row) * self.cols + col
             planes.append(self._decode_plane(index, rh, rw))
         raw = planes[0] if len(planes) == 1 else np.concatenate(planes, axis=2)
@@ -210,6 +236,35 @@ class TiffReader:
             )
         return plane[:rh, :rw]
 
+    def _read_rows(self, plane: int, top: int, count: int) -> np.ndarray:
+        """Rows ``[top, top+count)`` of one plane of uncompressed strips, from the file."""
+        assert self._raw_dtype is not None
+        rps, row_bytes = self._strip_rows, self._row_bytes
+        strips = math.ceil(self.height / rps)
+        out = bytearray(count * row_bytes)
+        y = top
+        while y < top + count:
+            strip = y // rps
+            end = min(top + count, (strip + 1) * rps)
+            index = plane * strips + strip
+            start = (y - strip * rps) * row_bytes
+            nbytes = (end - y) * row_bytes
+            if start + nbytes > self._counts[index]:
+                raise InputError(
+                    f"{self.path.name}: corrupt: strip {index} holds "
+                    f"{self._counts[index]:,} bytes, fewer than its rows need"
+                )
+            data = os.pread(self._fd, nbytes, self._offsets[index] + start)
+            if len(data) < nbytes:
+                raise InputError(
+                    f"{self.path.name}: truncated: strip {index} ends past the end of the file"
+                )
+            out[(y - top) * row_bytes : (end - top) * row_bytes] = data
+            y = end
+        self.decode_count += 1
+        samples = np.frombuffer(out, self._raw_dtype).reshape(count, self.width, self._contig)
+        return samples.astype(samples.dtype.newbyteorder("="), copy=False)
+
     def close(self) -> None:
         """Close the file and drop the cache."""
         self._cache.clear()
@@ -217,6 +272,18 @@ class TiffReader:
             os.close(self._fd)
             self._fd = -1
         self._tif.close()
+
+
+def _plain_samples(page: tifffile.TiffPage) -> bool:
+    """Uncompressed whole-byte samples: rows can be read from the file as they lie."""
+    return (
+        page.compression == 1
+        and page.predictor == 1
+        and page.fillorder == 1
+        and page.bitspersample in (8, 16)
+        and page.dtype is not None
+        and page.dtype.itemsize * 8 == page.bitspersample
+    )
 
 
 def _segment_shape(page: tifffile.TiffPage) -> tuple[int, int]:
