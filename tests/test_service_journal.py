@@ -1,0 +1,107 @@
+"""Journal and recovery: every state a crash can leave maps to one right action."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+from pyramidd.service.config import parse_config
+from pyramidd.service.journal import JobRecord, Journal, replay
+from pyramidd.service.recovery import adopt, decide, scan
+
+
+def job(id: str = "1", state: str = "claimed", name: str = "a.png", watch: str = "w") -> JobRecord:
+    return JobRecord(id=id, watch=watch, name=name, output="a", state=state)
+
+
+def test_journal_round_trip_and_compaction(tmp_path):
+    j = Journal(tmp_path / "journal.jsonl")
+    assert j.open() == {}
+    j.claim(job("1", "claiming"))
+    j.write("claimed", "1")
+    j.write("attempt", "1", n=1)
+    j.claim(job("2", "claiming", name="b.png"))
+    j.write("claimed", "2")
+    j.write("built", "2", summary={"tiles": 3})
+    j.claim(job("3", "claiming", name="c.png"))
+    j.write("claimed", "3")
+    j.write("failed", "3", error={"kind": "bad-input", "error": "x"})
+    j.claim(job("4", "claiming", name=__import__("os").fsdecode(b"\xff\n.png")))
+    j.write("closed", "4")
+    j.close()
+    jobs = replay(tmp_path / "journal.jsonl")
+    assert {k: (v.state, v.attempts) for k, v in jobs.items()} == {
+        "1": ("claimed", 1), "2": ("built", 0), "3": ("failed", 0)}
+    assert jobs["2"].summary == {"tiles": 3} and jobs["3"].error["kind"] == "bad-input"
+    j2 = Journal(tmp_path / "journal.jsonl")
+    assert j2.open() == jobs
+    lines = (tmp_path / "journal.jsonl").read_text().splitlines()
+    assert len(lines) == 3  # compacted: one line per open job
+    j2.close()
+
+
+def test_a_torn_last_line_is_ignored(tmp_path):
+    path = tmp_path / "journal.jsonl"
+    j = Journal(path)
+    j.open()
+    j.claim(job("1", "claiming"))
+    j.write("claimed", "1")
+    j.close()
+    with open(path, "ab") as f:
+        f.write(b'{"op":"attempt","id":"1","n"')
+    assert replay(path)["1"].state == "claimed"
+    assert replay(path)["1"].attempts == 0
+
+
+def config(tmp_path: Path):
+    return parse_config({"state_dir": str(tmp_path / "s"), "watch": [
+        {"name": "w", "folder": str(tmp_path / "d"), "output": str(tmp_path / "o")}]})
+
+
+def test_decide_every_state():
+    cfg = parse_config({"watch": [{"name": "w", "folder": "/d", "output": "/o"}]})
+    jobs = {
+        "1": job("1", "claiming", name="in-drop"),
+        "2": job("2", "claiming", name="in-processing"),
+        "3": job("3", "claimed", name="redo"),
+        "4": job("4", "built", name="built"),
+        "5": job("5", "failed", name="failed"),
+        "6": job("6", "claimed", name="gone"),
+        "7": job("7", "claimed", watch="removed"),
+    }
+    where = {("w", "in-drop"): "drop", ("w", "in-processing"): "processing",
+             ("w", "redo"): "processing", ("w", "built"): None, ("w", "failed"): "processing",
+             ("w", "gone"): None}
+    actions = {d.job.id: d.action for d in decide(jobs, cfg, where)}
+    assert actions == {"1": "release", "2": "redo", "3": "redo", "4": "finish-done",
+                       "5": "finish-failed", "6": "release", "7": "keep"}
+
+
+def test_a_refused_claim_does_not_steal_the_older_jobs_file():
+    cfg = parse_config({"watch": [{"name": "w", "folder": "/d", "output": "/o"}]})
+    jobs = {"1": job("1", "claimed"), "2": job("2", "claiming")}
+    actions = {d.job.id: d.action for d in decide(jobs, cfg, {("w", "a.png"): "processing"})}
+    assert actions == {"1": "redo", "2": "release"}
+
+
+def test_files_in_processing_without_a_journal_are_adopted(tmp_path):
+    cfg = config(tmp_path)
+    w = cfg.watches[0]
+    w.processing.mkdir(parents=True)
+    (w.processing / "known.png").write_bytes(b"x")
+    (w.processing / "lost.png").write_bytes(b"x")
+    adopted = adopt(cfg, {"1": job("1", name="known.png")})
+    assert [(a.name, a.state, a.output) for a in adopted] == [("lost.png", "claimed", "lost")]
+    decisions = scan({"1": job("1", name="known.png")}, cfg)
+    assert sorted((d.job.name, d.action) for d in decisions) == [
+        ("known.png", "redo"), ("lost.png", "redo")]
+
+
+def test_journal_lines_are_ascii_json(tmp_path):
+    j = Journal(tmp_path / "j")
+    j.open()
+    j.claim(job("1", name=__import__("os").fsdecode(b"\xe9t\xe9.png")))
+    j.close()
+    entry = json.loads((tmp_path / "j").read_bytes().decode("ascii"))
+    assert replace(job("1", name=entry["name"])).name.encode("utf-8", "surrogateescape") == b"\xe9t\xe9.png"
