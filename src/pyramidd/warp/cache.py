@@ -142,14 +142,20 @@ class ThrashDetector:
 
     :meth:`add` is told after each step how many output pixels it made (pixels that
     fall inside the input; empty corners of a rotated output do not dilute the
-    figure) and how many input lines it read. Once at least ``window`` pixels are
-    in the window, :meth:`add` returns True when the ratio exceeds ``threshold``;
-    the window then starts afresh so the next verdict judges the new block shape.
+    figure) and how many input lines it read. The ratio is judged once the window
+    holds ``window`` pixels, or sooner once it holds ``min_reads`` line reads: a
+    warp that has read twice what the cache holds in fewer pixels than the window
+    is not warming up, it is re-reading. :meth:`add` returns True when the judged
+    ratio exceeds ``threshold``; the window then starts afresh so the next verdict
+    judges the new block shape.
     """
 
-    def __init__(self, window: int = 65536, threshold: float = 0.2) -> None:
+    def __init__(
+        self, window: int = 65536, threshold: float = 0.2, min_reads: int | None = None
+    ) -> None:
         self.window = int(window)
         self.threshold = float(threshold)
+        self.min_reads = min_reads
         self._steps: deque[tuple[int, int]] = deque()
         self._pixels = 0
         self._reads = 0
@@ -173,7 +179,7 @@ class ThrashDetector:
             p, r = self._steps.popleft()
             self._pixels -= p
             self._reads -= r
-        if self._pixels < self.window:
+        if self._pixels < self.window and (self.min_reads is None or self._reads < self.min_reads):
             return False
         self.last_ratio = self.ratio
         if self.last_ratio > self.threshold:

@@ -103,7 +103,11 @@ class WarpReader:
         self.pieces = pieces
         self.settings = settings
         self.cache = PieceCache(pieces, settings.cache_bytes)
-        self.detector = ThrashDetector(settings.thrash_window, settings.thrash_threshold)
+        self.detector = ThrashDetector(
+            settings.thrash_window,
+            settings.thrash_threshold,
+            min_reads=2 * self.cache.capacity_pieces * pieces.piece_rows,
+        )
         self._sample = SAMPLERS[settings.resampler]
         self.in_bands = pieces.bands
         self.bands = out_bands(pieces.bands, settings.fill)
@@ -169,30 +173,48 @@ class WarpReader:
         )
 
     def _pieces_for(self, x: int, y: int, w: int, h: int) -> int:
-        """Estimated input pieces an output rectangle needs (bounding box of its outline)."""
+        """Input pieces a ``w`` x ``h`` output block centred in the region needs.
+
+        Counted over the bounding box of the block's transformed outline, not clipped
+        to the input, so a block in an empty corner of the output is judged by the
+        size it would have inside.
+        """
         t = np.linspace(0.0, 1.0, 9)
         ox = np.concatenate([t * w, np.full_like(t, w), t * w, np.zeros_like(t)]) + x
         oy = np.concatenate([np.zeros_like(t), t * h, np.full_like(t, h), t * h]) + y
         g = self.grid
         sx, sy = self.model.to_source(g.min_x + ox * g.res_x, g.max_y - oy * g.res_y)
         before, after = REACH[self.settings.resampler]
-        W, H = self.pieces.width, self.pieces.height
-        x0 = max(0, int(np.floor(sx.min())) - before)
-        x1 = min(W, int(np.floor(sx.max())) + after + 1)
-        y0 = max(0, int(np.floor(sy.min())) - before)
-        y1 = min(H, int(np.floor(sy.max())) + after + 1)
+        x0 = int(np.floor(sx.min())) - before
+        x1 = int(np.floor(sx.max())) + after + 1
+        y0 = int(np.floor(sy.min())) - before
+        y1 = int(np.floor(sy.max())) + after + 1
         return self.cache.pieces_in(x0, y0, x1, y1)
 
     def block_size(self, x: int, y: int, w: int, h: int) -> tuple[int, int]:
-        """Largest block (halving the longer side) whose pieces fit the fallback budget."""
+        """The largest block whose input pieces fit the fallback budget.
+
+        Widths and heights are tried from the region's down by halving, so a 90°
+        rotation gets thin vertical strips (each needs few input lines however tall)
+        and an oblique one gets squares. The budget is half the cache after the first
+        trip, a quarter after the second, and so on.
+        """
         budget = max(1, self.cache.capacity_pieces >> self.fallback_level)
-        bw, bh = w, h
-        while (bw > 8 or bh > 8) and self._pieces_for(x, y, bw, bh) > budget:
-            if bw >= bh:
-                bw = (bw + 1) // 2
-            else:
-                bh = (bh + 1) // 2
-        return bw, bh
+
+        def halvings(n: int) -> list[int]:
+            out = [n]
+            while out[-1] > 1:
+                out.append((out[-1] + 1) // 2)
+            return out
+
+        best, best_area = (1, 1), 0
+        for bw in halvings(w):
+            for bh in halvings(h):
+                if bw * bh <= best_area:
+                    continue
+                if self._pieces_for(x + (w - bw) // 2, y + (h - bh) // 2, bw, bh) <= budget:
+                    best, best_area = (bw, bh), bw * bh
+        return best
 
     def _blocks(self, out: np.ndarray, x: int, y: int, ox: int, oy: int, w: int, h: int) -> None:
         bw, bh = self.block_size(x + ox, y + oy, w, h)
