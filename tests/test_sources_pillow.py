@@ -315,3 +315,22 @@ def test_source_is_plain_picklable_data(tmp_path):
     source = PILLOW.probe(path, BuildOptions())
     again = pickle.loads(pickle.dumps(source))
     assert again == source
+
+
+@pytest.mark.parametrize("case", ["png-L", "png-RGB", "png-RGBA", "jpeg-RGB", "jpeg-L", "bmp-RGB", "webp-RGB", "webp-RGBA"])
+def test_l_rgb_rgba_decode_straight_into_the_segment(tmp_path, case, monkeypatch):
+    """No second full copy: Pillow's decoder writes into the shared buffer itself."""
+
+    def no_copy(*args, **kwargs):
+        raise AssertionError("decoded into Pillow's memory and copied")
+
+    monkeypatch.setattr(PillowSource, "_copy_strips", no_copy)
+    monkeypatch.setattr(PillowSource, "_decode_converted", no_copy)
+    path, want = make(tmp_path, case)
+    source = PILLOW.probe(path, BuildOptions())
+    try:
+        reader = source.prepare().open()
+        check(reader, want)
+        reader.close()
+    finally:
+        source.release()

@@ -204,7 +204,10 @@ class PillowSource:
         and opens the :class:`RasterSource` it returns in every worker instead.
         """
         buffer = bytearray(self._capacity())
-        self._decode(memoryview(buffer))
+        view = memoryview(buffer)
+        self._decode(view)
+        view.release()
+        del buffer[self.nbytes :]  # the RGB packing slack
         array = np.frombuffer(buffer, np.uint8, self.nbytes).reshape(
             self.height, self.width, self.bands
         )
@@ -255,7 +258,11 @@ class PillowSource:
     def _decode_direct(self, im: Any, buffer: memoryview) -> None:
         Image = _pillow()
         raw = _DIRECT[self.mode]
-        core = Image.core.map_buffer(buffer, im.size, "raw", 0, (raw, 0, 1))
+        try:
+            core = Image.core.map_buffer(buffer, im.size, "raw", 0, (raw, 0, 1))
+        except (ValueError, TypeError, MemoryError):  # this Pillow cannot map it
+            self._decode_converted(im, buffer)
+            return
         # Pillow decodes into the image memory it finds already set, here our buffer.
         im.im = core
         im.load()
@@ -284,8 +291,11 @@ class PillowSource:
         self._copy_strips(im, buffer, _conversion(im, name, loaded=True))
 
     def _copy_strips(self, im: Any, buffer: memoryview, conversion: Conversion) -> None:
-        if conversion.bands != self.bands:
-            raise InputError(f"{self.path.name}: the file changed while it was being converted")
+        if conversion.bands != self.bands or im.size != (self.width, self.height):
+            raise InputError(
+                f"{self.path.name}: Pillow decodes it as {im.mode} {im.size[0]}x{im.size[1]}, "
+                f"not as its header says ({self.mode} {self.width}x{self.height})"
+            )
         target = pixels_view(buffer, self.height, self.width, self.bands)
         for y0, y1 in _strips(self.height, self.width * 4):
             strip = np.asarray(im.crop((0, y0, self.width, y1)))
