@@ -22,7 +22,7 @@ from . import planner
 from . import plugins as plugin_loader
 from . import shm
 from . import worker as tasks
-from .errors import ImageTooLarge
+from .errors import ImageTooLarge, PyramiddError
 from .formats import Source
 from .grid import Grid, TileKey
 from .options import BuildOptions
@@ -162,6 +162,24 @@ async def _forget(pool: WorkerPool, build_id: str, segments: tuple[str, ...]) ->
                 )
 
 
+def primary_error(group: BaseExceptionGroup) -> BaseException:
+    """The error a caller should see from a failed task group: a user error first,
+    else the first real error; cancellation only if nothing else went wrong."""
+    leaves: list[BaseException] = []
+
+    def walk(g: BaseExceptionGroup) -> None:
+        for exc in g.exceptions:
+            walk(exc) if isinstance(exc, BaseExceptionGroup) else leaves.append(exc)
+
+    walk(group)
+    cancelled = anyio.get_cancelled_exc_class()
+    for wanted in (PyramiddError, Exception):
+        for exc in leaves:
+            if isinstance(exc, wanted) and not isinstance(exc, cancelled):
+                return exc
+    return group
+
+
 async def _render(
     ctx: tasks.BuildContext,
     pool: WorkerPool,
@@ -189,39 +207,42 @@ async def _render(
     def new_slot() -> shm.SlotRef:
         return shm.SlotRef(slots.name, slots.take(), 0, 0, 0)
 
-    async with anyio.create_task_group() as tg:
+    try:
+        async with anyio.create_task_group() as tg:
 
-        def core_ready(key: TileKey, ref: shm.SlotRef) -> None:
-            cores[key] = ref
-            for task in top.add(key):
-                tg.start_soon(run_top, task)
+            def core_ready(key: TileKey, ref: shm.SlotRef) -> None:
+                cores[key] = ref
+                for task in top.add(key):
+                    tg.start_soon(run_top, task)
 
-        async def lane(i: int) -> None:
-            while (index := scheduler.next(i)) is not None:
-                root = plan.subtrees[index]
-                result = await pool.run(
-                    tasks.run_subtree, ctx, root, new_slot(), worker=i, on_event=on_event
-                )
-                state["tiles"] += result.tiles
-                state["bytes"] += result.bytes
-                core_ready(root, result.ref)
+            async def lane(i: int) -> None:
+                while (index := scheduler.next(i)) is not None:
+                    root = plan.subtrees[index]
+                    result = await pool.run(
+                        tasks.run_subtree, ctx, root, new_slot(), worker=i, on_event=on_event
+                    )
+                    state["tiles"] += result.tiles
+                    state["bytes"] += result.bytes
+                    core_ready(root, result.ref)
 
-        async def run_top(task: Task) -> None:
-            used = [(k, cores[k]) for k in inputs(grid, task, support)]
-            if task.kind == "merge":
-                result = await pool.run(tasks.merge_tile, ctx, task.key, used, new_slot())
-            else:
-                result = await pool.run(tasks.emit_tile, ctx, task.key, used)
-                state["tiles"] += result.tiles
-                state["bytes"] += result.bytes
-                report(result.tiles)
-            for key in top.done(task):
-                slots.give(cores.pop(key).slot)
-            if task.kind == "merge":
-                core_ready(task.key, result.ref)
+            async def run_top(task: Task) -> None:
+                used = [(k, cores[k]) for k in inputs(grid, task, support)]
+                if task.kind == "merge":
+                    result = await pool.run(tasks.merge_tile, ctx, task.key, used, new_slot())
+                else:
+                    result = await pool.run(tasks.emit_tile, ctx, task.key, used)
+                    state["tiles"] += result.tiles
+                    state["bytes"] += result.bytes
+                    report(result.tiles)
+                for key in top.done(task):
+                    slots.give(cores.pop(key).slot)
+                if task.kind == "merge":
+                    core_ready(task.key, result.ref)
 
-        for i in range(pool.size):
-            tg.start_soon(lane, i)
+            for i in range(pool.size):
+                tg.start_soon(lane, i)
+    except BaseExceptionGroup as group:
+        raise primary_error(group) from None
     if state["tiles"] != total or not top.complete():
         raise RuntimeError(
             f"internal error: wrote {state['tiles']} of {total} tiles"
