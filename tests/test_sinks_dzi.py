@@ -143,7 +143,7 @@ def test_nothing_at_output_until_finish(tmp_path: Path) -> None:
         x0, y0, x1, y1 = grid.tile_rect(key)
         sink.write_tile(key, image[y0:y1, x0:x1])
     names = os.listdir(tmp_path)
-    assert len(names) == 1 and names[0].startswith(".out_files" + STAGING_MARK)
+    assert len(names) == 1 and names[0].startswith(".out.dzi" + STAGING_MARK)
     sink.abort()
     assert os.listdir(tmp_path) == []
 

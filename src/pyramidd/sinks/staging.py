@@ -4,9 +4,9 @@ Every sink (built-in or a plugin's) builds its files in a *staging directory* ne
 the output, on the same filesystem so that moving the result into place is a rename::
 
     OUTPUT_FOLDER/
-      .NAME.pyramidd-staging-<pid>-<random>/
+      .NAME.pyramidd-staging-<pid>-<random>/   NAME: the descriptor (``out.dzi``, ``tiles``)
         lock        held (flock) by the building process for the whole build
-        new/        the output entries, under their final names (``NAME_files``, ...)
+        new/        the output entries, under their final names (``out_files``, ``out.dzi``)
         old/        a replaced output, parked here until it is deleted
 
 :class:`Staging` is that life cycle as plain data (it is pickled to render workers
@@ -250,8 +250,8 @@ class Staging:
 
     @property
     def path(self) -> Path:
-        """The staging directory."""
-        return self.parent / staging_dir_name(self.entries[0], self.token)
+        """The staging directory, named after the descriptor (what a person knows the output by)."""
+        return self.parent / staging_dir_name(self.entries[-1], self.token)
 
     @property
     def new(self) -> Path:
