@@ -334,3 +334,29 @@ def test_l_rgb_rgba_decode_straight_into_the_segment(tmp_path, case, monkeypatch
         reader.close()
     finally:
         source.release()
+
+
+def test_prepare_replaces_a_segment_left_by_a_dead_attempt(tmp_path):
+    path, want = make(tmp_path, "png-RGB")
+    source = PILLOW.probe(path, BuildOptions())
+    stale = shm.create(10, name=source.segment)
+    stale.close()
+    try:
+        reader = source.prepare().open()
+        check(reader, want)
+        reader.close()
+    finally:
+        source.release()
+
+
+def test_not_enough_shared_memory_is_a_clear_error(tmp_path, monkeypatch):
+    path, _ = make(tmp_path, "png-RGB")
+    source = PILLOW.probe(path, BuildOptions())
+
+    class Full:
+        f_bavail, f_frsize = 1, 4096
+
+    monkeypatch.setattr(os, "statvfs", lambda directory: Full())
+    with pytest.raises(ImageTooLarge, match=r"a.png: decoding it needs .* MiB of shared memory"):
+        source.prepare()
+    assert not (shm.SHM_DIR / source.segment).exists()

@@ -175,7 +175,14 @@ class PillowSource:
     def prepare(self) -> RasterSource:
         """Decode into a new segment named :attr:`segment`. Runs in one render worker."""
         capacity = self._capacity()
-        segment = shm.create(capacity, name=self.segment)
+        _check_shm_room(self.path.name, capacity)
+        try:
+            segment = shm.create(capacity, name=self.segment)
+        except FileExistsError:
+            # Left by an earlier attempt in a worker that died: the name is this
+            # build's, so replace it.
+            shm.unlink(self.segment)
+            segment = shm.create(capacity, name=self.segment)
         try:
             self._decode(segment.buf)
         except BaseException as exc:
@@ -300,6 +307,26 @@ class PillowSource:
         for y0, y1 in _strips(self.height, self.width * 4):
             strip = np.asarray(im.crop((0, y0, self.width, y1)))
             target[y0:y1] = conversion.apply(strip)
+
+
+def _check_shm_room(name: str, nbytes: int, directory: Path = shm.SHM_DIR) -> None:
+    """Refuse to decode into shared memory that cannot hold the image.
+
+    A segment larger than the free space of ``/dev/shm`` is created without complaint
+    and kills the worker with SIGBUS when the decoder reaches the missing pages.
+    """
+    try:
+        stat = os.statvfs(directory)
+    except OSError:  # no /dev/shm to ask: let creation itself fail if it must
+        return
+    free = stat.f_bavail * stat.f_frsize
+    if nbytes > free:
+        raise ImageTooLarge(
+            f"{name}: decoding it needs {nbytes / 2**20:,.0f} MiB of shared memory but "
+            f"{directory} has {free / 2**20:,.0f} MiB free; enlarge {directory} "
+            "(e.g. docker run --shm-size) or convert the image to a tiled TIFF, "
+            "which is read without decoding it whole"
+        )
 
 
 def _clear_frames(exc: BaseException) -> None:
