@@ -335,6 +335,16 @@ def test_sweep_removes_only_dead_builds(tmp_path: Path) -> None:
     assert sweep_stale(tmp_path / "missing") == []
 
 
+def test_start_sweeps_dead_builds_beside_it(tmp_path: Path) -> None:
+    dead = Staging(tmp_path, ("pyr",))
+    dead.start()
+    dead._release()
+    s = Staging(tmp_path, ("pyr",))
+    s.start()
+    assert not dead.path.exists() and s.path.exists()
+    s.abort()
+
+
 def test_sweep_respects_a_lock_held_by_another_process(tmp_path: Path) -> None:
     s = Staging(tmp_path, ("pyr",))
     s.start()

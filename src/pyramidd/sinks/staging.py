@@ -293,9 +293,14 @@ class Staging:
             )
 
     def start(self) -> Path:
-        """Make the staging directory and take its lock; return :attr:`new`. Coordinator."""
+        """Make the staging directory and take its lock; return :attr:`new`. Coordinator.
+
+        Staging directories of dead builds in the same folder are swept first, so a
+        killed one-shot build leaves nothing behind for long.
+        """
         try:
             self.parent.mkdir(parents=True, exist_ok=True)
+            sweep_stale(self.parent)
             os.mkdir(self.path, 0o700)
             fd = os.open(self.path / _LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -409,6 +414,8 @@ def _is_live(path: Path, grace: float) -> bool:
             return time.time() - path.stat().st_mtime < grace
         except FileNotFoundError:
             return True
+    except OSError:
+        return True  # not ours to judge (another user's build): leave it
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
