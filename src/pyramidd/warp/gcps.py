@@ -118,7 +118,7 @@ def _gcps_from_element(gcp_list: ET.Element, origin: str) -> tuple[GCP, ...]:
                 _float(a.get("X", ""), "X", origin),
                 _float(a.get("Y", ""), "Y", origin),
                 True,
-                a.get("Id", str(n)),
+                a.get("Id") or str(n),
             )
         )
     return tuple(out)
