@@ -160,3 +160,51 @@ def test_unsupported_message_names_the_file_and_what_is_supported():
     text = str(err)
     assert text.startswith("scan.tif: 32-bit floating-point samples is not supported")
     assert SUPPORTED in text and "\n" not in text
+
+
+PILLOW_TIFFS = {
+    "L": lambda: Image.fromarray(RNG.integers(0, 256, (20, 30), dtype=np.uint8)),
+    "RGB": lambda: Image.fromarray(RNG.integers(0, 256, (20, 30, 3), dtype=np.uint8)),
+    "RGBA": lambda: Image.fromarray(RNG.integers(0, 256, (20, 30, 4), dtype=np.uint8)),
+    "1": lambda: Image.fromarray(RNG.integers(0, 256, (20, 30), dtype=np.uint8)).convert("1"),
+    "P": lambda: Image.fromarray(RNG.integers(0, 256, (20, 30, 3), dtype=np.uint8)).convert("P"),
+    "I;16": lambda: Image.fromarray(RNG.integers(0, 65536, (20, 30)).astype(np.uint16)),
+    "CMYK": lambda: Image.fromarray(RNG.integers(0, 256, (20, 30, 4), dtype=np.uint8), "CMYK"),
+    "YCbCr": lambda: Image.fromarray(RNG.integers(0, 256, (20, 30, 3), dtype=np.uint8), "YCbCr"),
+    "LAB": lambda: Image.fromarray(RNG.integers(0, 256, (20, 30, 3), dtype=np.uint8), "LAB"),
+}
+
+
+@pytest.mark.parametrize("mode", sorted(PILLOW_TIFFS))
+def test_pillow_and_tiff_sources_apply_the_same_rule(tmp_path, mode):
+    """The same file read by both sources (Pillow decodes TIFF too) gives the same pixels."""
+    from pyramidd.options import BuildOptions
+    from pyramidd.sources.pillow import PILLOW
+    from pyramidd.sources.tiff import TIFF
+
+    path = tmp_path / "a.tif"
+    PILLOW_TIFFS[mode]().save(path)
+    by_pillow = PILLOW.probe(path, BuildOptions())
+    by_tiff = TIFF.probe(path, BuildOptions())
+    assert by_pillow.mode == mode
+    assert by_pillow.bands == by_tiff.bands
+    a, b = by_pillow.open(), by_tiff.open()
+    assert np.array_equal(a.read_region(0, 0, 30, 20), b.read_region(0, 0, 30, 20))
+    a.close()
+    b.close()
+
+
+def test_npy_and_tiff_sources_apply_the_same_16_bit_rule(tmp_path):
+    from pyramidd.options import BuildOptions
+    from pyramidd.sources.npy import NPY
+    from pyramidd.sources.tiff import TIFF
+
+    samples = RNG.integers(0, 65536, (20, 30, 3)).astype(np.uint16)
+    np.save(tmp_path / "a.npy", samples)
+    import tifffile
+
+    tifffile.imwrite(tmp_path / "a.tif", samples, photometric="rgb")
+    a = NPY.probe(tmp_path / "a.npy", BuildOptions()).open()
+    b = TIFF.probe(tmp_path / "a.tif", BuildOptions()).open()
+    assert np.array_equal(a.read_region(0, 0, 30, 20), b.read_region(0, 0, 30, 20))
+    assert np.array_equal(a.read_region(0, 0, 30, 20), scale16(samples))

@@ -93,7 +93,7 @@ def lab_to_rgb(lab: np.ndarray, signed_ab: bool) -> np.ndarray:
     """``(..., 3)`` uint8 CIELab to sRGB.
 
     L is scaled 0..255 → 0..100. ``signed_ab``: a and b are two's-complement bytes
-    (TIFF ``CIELab``); otherwise they are offset by 128 (Pillow's ``LAB``, TIFF
+    (TIFF ``CIELab``, Pillow's ``LAB``); otherwise they are offset by 128 (TIFF
     ``ICCLab``).
     """
     L = lab[..., 0].astype(np.float32) * (100.0 / 255.0)

@@ -130,7 +130,7 @@ def _conversion(im: Any, name: str, loaded: bool) -> Conversion:
         "RGBA": Conversion("rgb", alpha=True),
         "CMYK": Conversion("cmyk"),
         "YCbCr": Conversion("ycbcr"),
-        "LAB": Conversion("lab"),
+        "LAB": Conversion("lab", signed_ab=True),  # Pillow keeps a/b as signed bytes
         "I;16": Conversion("grey", bits=16),
         "I;16L": Conversion("grey", bits=16),
         "I;16B": Conversion("grey", bits=16),

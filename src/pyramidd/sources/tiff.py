@@ -10,11 +10,16 @@ and byte counts, reads their bytes and decodes each with tifffile's ``page.decod
 overlap segment boundaries: read in Z-order in 254-pixel regions, each 256-pixel tile
 of a large image is decoded about 1.1 times.
 
+Uncompressed strips are not decoded as segments: their rows are read straight from
+the file a few at a time (:data:`RAW_STRIP_BYTES`), so an image stored as one huge
+strip never has to fit in a worker.
+
 Tiled and striped, contiguous and separate planar configuration, 1 to 4 samples of
 1, 2, 4, 8 or 16 bits are read; samples convert by the rule in
-:mod:`pyramidd.sources.convert` (MinIsWhite is inverted, palette becomes RGB, CMYK,
-YCbCr and CIELab become RGB, 16-bit becomes 8-bit by ``(v + 128) // 257``; the first
-extra sample is alpha and any further ones are dropped).
+:mod:`pyramidd.sources.convert`: MinIsWhite is inverted; palette becomes RGB (a
+colour map that plainly holds 8-bit colours is read as such); CMYK, YCbCr and
+CIELab become RGB; 16-bit becomes 8-bit by ``(v + 128) // 257``; the first extra
+sample is alpha and any further ones are dropped.
 """
 
 from __future__ import annotations
@@ -274,6 +279,20 @@ class TiffReader:
         self._tif.close()
 
 
+def _colormap_to_8_bits(colours: np.ndarray) -> np.ndarray:
+    """``(n, 3)`` 16-bit colour-map entries as 8-bit colours.
+
+    The 16-bit rule, ``(v + 128) // 257``, except where a writer plainly stored 8-bit
+    colours: all values under 256 (taken as they are), or all multiples of 256 (the
+    8-bit value shifted up, as Pillow writes them: taken back by ``v >> 8``).
+    """
+    if colours.max() < 256:
+        return colours.astype(np.uint8)
+    if not np.any(colours & 0xFF):
+        return (colours >> 8).astype(np.uint8)
+    return ((colours.astype(np.uint32) + 128) // 257).astype(np.uint8)
+
+
 def _plain_samples(page: tifffile.TiffPage) -> bool:
     """Uncompressed whole-byte samples: rows can be read from the file as they lie."""
     return (
@@ -314,12 +333,7 @@ def conversion_of(page: tifffile.TiffPage, name: str) -> Conversion:
         colormap = page.colormap
         if colormap is None:
             raise InputError(f"{name}: a palette image without a colour map")
-        colours = np.asarray(colormap).T
-        # Some writers store 8-bit values in the 16-bit colour map.
-        table = colours.astype(np.uint8) if colours.max() < 256 else (
-            (colours.astype(np.uint32) + 128) // 257
-        ).astype(np.uint8)
-        palette = palette_table(table, bits)
+        palette = palette_table(_colormap_to_8_bits(np.asarray(colormap).T), bits)
     elif photometric == 5 and int(page.tags.valueof(332, 1)) == 1:  # Separated, InkSet CMYK
         colour = "cmyk"
     elif photometric == 6:
