@@ -222,10 +222,13 @@ def test_replace_one_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, can
     assert leftovers(tmp_path) == []
 
 
+@pytest.mark.parametrize("can_exchange", [True, False])
 def test_failed_commit_rolls_back_to_the_old_output(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, can_exchange: bool
 ) -> None:
     stage_dzi_like(tmp_path, "old").commit()
+    if not can_exchange:
+        monkeypatch.setattr(st, "exchange", lambda a, b: False)
     s = stage_dzi_like(tmp_path, "new", replace=True)
 
     def broken(src: Path, dst: Path) -> None:
