@@ -68,6 +68,17 @@ def test_same_files_and_descriptor_as_vips(tmp_path: Path, width: int, height: i
 
 
 @needs_vips
+@pytest.mark.parametrize("suffix", ["jpg", "jpeg", "webp"])
+def test_other_formats_same_files_and_descriptor_as_vips(tmp_path: Path, suffix: str) -> None:
+    image = gradient(97, 61, 3)
+    ref = vips_dzsave(tmp_path, image, 16, 2, suffix)
+    ours = tmp_path / "ours"
+    drive_sink(DZI, image, ours / "out", BuildOptions(suffix=suffix, tile_size=16, overlap=2))
+    assert tree(ours) == tree(ref, skip=("vips-properties.xml",))
+    assert (ours / "out.dzi").read_bytes() == (ref / "out.dzi").read_bytes()
+
+
+@needs_vips
 def test_full_resolution_tiles_match_vips_pixels(tmp_path: Path) -> None:
     image = gradient(300, 270, 4)
     ref = vips_dzsave(tmp_path, image, 254, 1, "png")
