@@ -208,3 +208,5 @@ def test_npy_and_tiff_sources_apply_the_same_16_bit_rule(tmp_path):
     b = TIFF.probe(tmp_path / "a.tif", BuildOptions()).open()
     assert np.array_equal(a.read_region(0, 0, 30, 20), b.read_region(0, 0, 30, 20))
     assert np.array_equal(a.read_region(0, 0, 30, 20), scale16(samples))
+    a.close()
+    b.close()

@@ -370,10 +370,12 @@ def test_random_layouts_and_regions(tmp_path, data, height, width, bands, sixtee
     cache = data.draw(st.sampled_from([1, 4096, 1 << 20]))
     source = TiffFormat(cache_bytes=cache).probe(path, BuildOptions())
     reader = TiffReader(path, source.conversion, cache, raw_strip_bytes=data.draw(st.integers(1, 20000)))
-    for _ in range(4):
-        x = data.draw(st.integers(0, width - 1))
-        y = data.draw(st.integers(0, height - 1))
-        w = data.draw(st.integers(1, width - x))
-        h = data.draw(st.integers(1, height - y))
-        assert np.array_equal(reader.read_region(x, y, w, h), want[y : y + h, x : x + w])
-    reader.close()
+    try:
+        for _ in range(4):
+            x = data.draw(st.integers(0, width - 1))
+            y = data.draw(st.integers(0, height - 1))
+            w = data.draw(st.integers(1, width - x))
+            h = data.draw(st.integers(1, height - y))
+            assert np.array_equal(reader.read_region(x, y, w, h), want[y : y + h, x : x + w])
+    finally:
+        reader.close()
