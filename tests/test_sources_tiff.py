@@ -274,6 +274,17 @@ def test_segment_cache_is_bounded_and_keeps_the_newest():
     assert len(cache) == 1 and cache.get("big") is not None
 
 
+def test_cache_keeps_the_segments_of_a_region_whatever_its_budget(tmp_path):
+    samples = samples_of(3, np.uint8, 64, 200)
+    path = write(tmp_path / "a.tif", samples, rowsperstrip=32, compression="zlib")
+    source = TiffFormat(cache_bytes=1).probe(path, BuildOptions())
+    reader = source.open()
+    for x in range(0, 200, 20):  # regions straddling both strips, left to right
+        assert np.array_equal(reader.read_region(x, 20, 20, 20), samples[20:40, x : x + 20])
+    assert reader.decode_count == 2
+    reader.close()
+
+
 def test_reads_decode_only_intersecting_segments(tmp_path):
     samples = samples_of(3, np.uint8, 128, 128)
     path = write(tmp_path / "a.tif", samples, tile=(32, 32))

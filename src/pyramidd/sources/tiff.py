@@ -45,6 +45,9 @@ MAGICS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 #: Default budget of a reader's decoded-segment cache.
 DEFAULT_CACHE_BYTES = 64 << 20
 
+#: The cache holds at least this many segments, whatever its budget in bytes.
+MIN_CACHED_SEGMENTS = 4
+
 #: Uncompressed strips are read in pieces of about this many bytes.
 RAW_STRIP_BYTES = 1 << 20
 
@@ -124,8 +127,9 @@ class TiffReader:
         cache_bytes: int = DEFAULT_CACHE_BYTES,
         raw_strip_bytes: int = RAW_STRIP_BYTES,
     ) -> None:
-        """Open ``path``; keep up to ``cache_bytes`` of decoded segments; read
-        uncompressed strips in pieces of about ``raw_strip_bytes``."""
+        """Open ``path``; keep up to ``cache_bytes`` of decoded segments (and at least
+        :data:`MIN_CACHED_SEGMENTS`); read uncompressed strips in pieces of about
+        ``raw_strip_bytes``."""
         self.path = Path(path)
         self.conversion = conversion
         self.cache_bytes = cache_bytes
@@ -152,7 +156,6 @@ class TiffReader:
                 "jpegtables": page.jpegtables,
                 "jpegheader": page.keyframe.jpegheader,
             }
-        self._cache = SegmentCache(cache_bytes)
         # Uncompressed strips are read a few rows at a time straight from the file,
         # so a file stored as one huge strip is never decoded whole.
         self._raw_dtype: np.dtype | None = None
@@ -162,6 +165,10 @@ class TiffReader:
             self._row_bytes = self.width * self._contig * self._raw_dtype.itemsize
             self.seg_h = max(1, min(self.seg_h, raw_strip_bytes // self._row_bytes))
             self.rows = math.ceil(self.height / self.seg_h)
+        # Whatever the budget, keep the 2x2 segments a region can straddle: with less,
+        # each read of the next region would decode the same huge segments again.
+        segment_bytes = self.seg_h * self.seg_w * conversion.bands
+        self._cache = SegmentCache(max(cache_bytes, MIN_CACHED_SEGMENTS * segment_bytes))
 
     @property
     def _contig(self) -> int:
