@@ -188,9 +188,9 @@ async def _build_once(ctx: Context, watch: WatchConfig, job: JobRecord, input_pa
         if total and done * 2 >= total:
             crashpoints.hit("mid-build", job.name)
 
-    options = watch.options
-    if ctx.config.memory_budget and "memory_budget" not in options.extra:
-        options = replace(options, extra={**options.extra, "memory_budget": ctx.config.memory_budget})
+    # A redo after a crash, or a new drop of the same name, replaces the earlier pyramid.
+    options = replace(watch.options, extra={
+        "memory_budget": ctx.config.memory_budget, **watch.options.extra, "replace": True})
     return await ctx.build(input_path, output, options, pool=ctx.pool, progress=on_progress)
 
 

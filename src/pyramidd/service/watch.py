@@ -63,13 +63,19 @@ class FolderWatcher:
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Arm the watcher, report ready, then look at the folder whenever it may have changed."""
         await anyio.to_thread.run_sync(claim.prepare, self.watch)
+        self._stop = anyio.Event()
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._events)
-            await self._arm()
-            task_status.started()
-            log.info("watching", watch=self.watch.name, folder=str(self.watch.folder),
-                     output=str(self.watch.output))
-            await self._looks()
+            try:
+                await self._arm()
+                task_status.started()
+                log.info("watching", watch=self.watch.name, folder=str(self.watch.folder),
+                         output=str(self.watch.output))
+                await self._looks()
+            finally:
+                # The inotify thread cannot be cancelled, only asked to stop: ask before
+                # the task group waits for it, or a stop or reload waits a whole timeout.
+                self._stop.set()
 
     async def _arm(self) -> None:
         # watchfiles offers no "armed" callback; an event for a file we create proves it.
@@ -85,7 +91,8 @@ class FolderWatcher:
 
     async def _events(self) -> None:
         async for changes in awatch(self.watch.folder, watch_filter=None, recursive=False,
-                                    debounce=200, step=20):
+                                    debounce=200, step=20, stop_event=self._stop,
+                                    rust_timeout=1000):
             if not self._armed.is_set() and any(
                     os.path.basename(path) == self._probe for _, path in changes):
                 self._armed.set()

@@ -1,0 +1,330 @@
+"""The service in-process with a stand-in engine: retries, failures, back-pressure, stop, reload.
+
+The stand-in keeps these fast and lets a test decide what a build does from the
+input's bytes; the end-to-end tests run the real process with the real engine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import urllib.request
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+import anyio
+import pytest
+
+from pyramidd.errors import InputError, WorkerCrashed
+from pyramidd.service import crashpoints
+from pyramidd.service.config import ServiceConfig, load_config, parse_config
+from pyramidd.service.journal import replay
+from pyramidd.service.notify import Notifier
+from pyramidd.service.service import Service
+from pyramidd.service.testing import deadline, write_config
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(autouse=True)
+def _deadline():
+    with deadline(60):
+        yield
+
+
+class FakePool:
+    """Stands in for WorkerPool: runs functions in-process, a 'dying worker' raises WorkerCrashed."""
+
+    size = 1
+
+    def __init__(self, workers: int) -> None:
+        self.restarts = 0
+
+    async def __aenter__(self) -> "FakePool":
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        pass
+
+    async def run(self, fn: Any, *args: Any) -> Any:
+        if fn is crashpoints.die_in_worker:
+            self.restarts += 1
+            raise WorkerCrashed("render worker 0 died (killed by signal 9)")
+        return fn(*args)
+
+
+class StandIn:
+    """A build whose behaviour the input's content picks; it records what it built."""
+
+    def __init__(self) -> None:
+        self.built: list[str] = []
+        self.running = 0
+        self.max_running = 0
+        self.gate = anyio.Event()
+
+    async def __call__(self, input: Path, output: Path, options: Any, *, pool: Any,
+                       progress: Any = None) -> dict[str, Any]:
+        data = await anyio.Path(input).read_bytes()
+        self.running += 1
+        self.max_running = max(self.max_running, self.running)
+        try:
+            if data.startswith(b"crash"):
+                pool.restarts += 1
+                raise WorkerCrashed("render worker 0 (pid 1) died (killed by signal 9)")
+            if data.startswith(b"bad"):
+                raise InputError(f"{input.name}: truncated image")
+            if data.startswith(b"hang"):
+                await anyio.sleep_forever()
+            if data.startswith(b"gate"):
+                await self.gate.wait()
+            for i in range(1, 5):
+                if progress:
+                    progress(i, 4)
+                await anyio.sleep(0.005)
+            assert options.extra["replace"] is True
+            await anyio.Path(str(output) + ".out").write_bytes(data)
+            self.built.append(input.name)
+            return {"levels": 1, "tiles": 4, "bytes": len(data), "seconds": 0.01}
+        finally:
+            self.running -= 1
+
+
+def make_config(tmp_path: Path, **settings: Any) -> ServiceConfig:
+    watches = settings.pop("watches", None) or [
+        {"name": "w", "folder": str(tmp_path / "drop"), "output": str(tmp_path / "out"),
+         "settle_time": 0.05, "min_age": 0}]
+    settings.setdefault("state_dir", str(tmp_path / "state"))
+    settings.setdefault("http", {"enabled": False})
+    settings.setdefault("rescan_interval", 0.5)
+    settings.setdefault("stop_timeout", 5)
+    path = write_config(tmp_path / "pyramidd.toml", watches, **settings)
+    return load_config(path)
+
+
+@contextlib.asynccontextmanager
+async def running(service: Service) -> AsyncIterator[Service]:
+    async with anyio.create_task_group() as tg:
+        await tg.start(service.run)
+        yield service
+        service.request_stop()
+
+
+async def until(predicate: Any, timeout: float = 20.0, what: str = "condition") -> None:
+    with anyio.fail_after(timeout):
+        while not predicate():
+            await anyio.sleep(0.02)
+
+
+def listing(folder: Path) -> list[str]:
+    return sorted(os.listdir(folder)) if folder.exists() else []
+
+
+async def test_files_are_built_moved_to_done_and_failures_explained(tmp_path):
+    config = make_config(tmp_path)
+    build = StandIn()
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    (drop / "a.png").write_bytes(b"fine")
+    (drop / "b.png").write_bytes(b"bad")
+    (drop / ".hidden.png").write_bytes(b"fine")
+    async with running(Service(config, build=build, pool_factory=FakePool)) as service:
+        (drop / "c.png.part").write_bytes(b"fine")
+        await until(lambda: service.state.done + service.state.failed == 2)
+        os.rename(drop / "c.png.part", drop / "c.png")
+        await until(lambda: service.state.done == 2)
+    assert sorted(build.built) == ["a.png", "c.png"]
+    assert listing(drop / "done") == ["a.png", "c.png"]
+    assert listing(drop / "failed") == ["b.png", "b.png.error.json"]
+    assert listing(drop / "processing") == []
+    assert ".hidden.png" in listing(drop)
+    report = json.loads((drop / "failed" / "b.png.error.json").read_text())
+    assert report["kind"] == "bad-input" and "truncated" in report["error"]
+    assert "drop a repaired copy" in report["what_to_do"] and report["attempts"] == 1
+    assert (tmp_path / "out" / "a.out").read_bytes() == b"fine"
+    assert replay(config.state_dir / "journal.jsonl") == {}
+
+
+async def test_worker_crashes_are_retried_then_failed_and_others_still_served(tmp_path):
+    config = make_config(tmp_path, retries=2)
+    build = StandIn()
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    (drop / "boom.png").write_bytes(b"crash")
+    (drop / "ok.png").write_bytes(b"fine")
+    async with running(Service(config, build=build, pool_factory=FakePool)) as service:
+        await until(lambda: service.state.done + service.state.failed == 2)
+        metrics = service.metrics.render().decode()
+    report = json.loads((drop / "failed" / "boom.png.error.json").read_text())
+    assert report["kind"] == "worker-crashed" and report["attempts"] == 3
+    assert "died" in report["error"] and "memory" in report["what_to_do"]
+    assert listing(drop / "done") == ["ok.png"]
+    assert 'pyramidd_retries_total{watch="w"} 2.0' in metrics
+    assert 'pyramidd_failures_total{kind="worker-crashed",watch="w"} 1.0' in metrics
+
+
+async def test_crash_point_kills_a_worker_through_the_pool(tmp_path, monkeypatch):
+    monkeypatch.setenv(crashpoints.ENV, "worker-crash@die*")
+    config = make_config(tmp_path, retries=1)
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    (drop / "die.png").write_bytes(b"fine")
+    (drop / "live.png").write_bytes(b"fine")
+    async with running(Service(config, build=StandIn(), pool_factory=FakePool)) as service:
+        await until(lambda: service.state.done + service.state.failed == 2)
+        assert service.state.worker_restarts == 2 or service._ctx.pool.restarts == 2
+    assert listing(drop / "failed") == ["die.png", "die.png.error.json"]
+    assert listing(drop / "done") == ["live.png"]
+
+
+async def test_bounded_queue_and_concurrency(tmp_path):
+    config = make_config(tmp_path, queue_size=3, jobs=2)
+    build = StandIn()
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    for i in range(30):
+        (drop / f"f{i:02d}.png").write_bytes(b"gate")
+    async with running(Service(config, build=build, pool_factory=FakePool)) as service:
+        await until(lambda: build.running == 2 and service._send.statistics().current_buffer_used == 3)
+        await anyio.sleep(0.3)  # rescans while full must not claim or queue more
+        service._refresh()
+        assert service.state.waiting == 3 and len(listing(drop / "processing")) == 2
+        assert len([n for n in listing(drop) if n.endswith(".png")]) == 28
+        build.gate.set()
+        await until(lambda: service.state.done == 30)
+    assert build.max_running == 2 and sorted(build.built) == sorted(f"f{i:02d}.png" for i in range(30))
+
+
+async def test_stop_checkpoints_a_job_past_the_deadline_and_the_next_start_redoes_it(tmp_path):
+    config = make_config(tmp_path, stop_timeout=0.3)
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    (drop / "a.png").write_bytes(b"hang")
+    service = Service(config, build=StandIn(), pool_factory=FakePool)
+    async with running(service):
+        await until(lambda: service.state.running)
+    jobs = replay(config.state_dir / "journal.jsonl")
+    assert [(j.name, j.state, j.attempts) for j in jobs.values()] == [("a.png", "claimed", 0)]
+    assert listing(drop / "processing") == ["a.png"]
+    (drop / "processing" / "a.png").write_bytes(b"fine")  # what the next start will find
+    build = StandIn()
+    async with running(Service(config, build=build, pool_factory=FakePool)) as service:
+        await until(lambda: service.state.done == 1)
+    assert build.built == ["a.png"] and listing(drop / "done") == ["a.png"]
+
+
+async def test_stop_waits_for_running_jobs_within_the_deadline(tmp_path):
+    config = make_config(tmp_path, stop_timeout=10)
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    (drop / "a.png").write_bytes(b"gate")
+    build = StandIn()
+    service = Service(config, build=build, pool_factory=FakePool)
+    async with anyio.create_task_group() as tg:
+        await tg.start(service.run)
+        await until(lambda: service.state.running)
+        (drop / "b.png").write_bytes(b"fine")  # arrives during the stop: not taken
+        service.request_stop()
+        await anyio.sleep(0.2)
+        assert service.state.stopping and service.state.running
+        build.gate.set()
+    assert build.built == ["a.png"] and listing(drop / "done") == ["a.png"]
+    assert "b.png" in listing(drop)
+    assert replay(config.state_dir / "journal.jsonl") == {}
+
+
+async def test_a_service_crash_on_every_attempt_ends_in_failed(tmp_path):
+    config = make_config(tmp_path, retries=1)
+    drop = tmp_path / "drop"
+    (drop / "processing").mkdir(parents=True)
+    (drop / "processing" / "killer.png").write_bytes(b"fine")
+    state = config.state_dir
+    state.mkdir()
+    (state / "journal.jsonl").write_text(
+        '{"op":"claim","id":"1","watch":"w","name":"killer.png","output":"killer","state":"claimed"}\n'
+        '{"op":"attempt","id":"1","n":2}\n')
+    async with running(Service(config, build=StandIn(), pool_factory=FakePool)) as service:
+        await until(lambda: service.state.failed == 1)
+    report = json.loads((drop / "failed" / "killer.png.error.json").read_text())
+    assert report["kind"] == "service-stopped"
+
+
+async def test_symlinks_fail_with_a_reason(tmp_path):
+    config = make_config(tmp_path)
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    secret = tmp_path / "secret.png"
+    secret.write_bytes(b"fine")
+    os.symlink(secret, drop / "link.png")
+    build = StandIn()
+    async with running(Service(config, build=build, pool_factory=FakePool)) as service:
+        await until(lambda: service.state.failed == 1)
+    report = json.loads((drop / "failed" / "link.png.error.json").read_text())
+    assert report["kind"] == "symlink" and build.built == []
+    assert secret.read_bytes() == b"fine" and listing(tmp_path / "out") == []
+
+
+async def test_reload_applies_a_good_config_and_keeps_the_old_one_on_a_bad_one(tmp_path):
+    config = make_config(tmp_path)
+    sock_path = tmp_path / "notify"
+    import socket as socketlib
+
+    sock = socketlib.socket(socketlib.AF_UNIX, socketlib.SOCK_DGRAM)
+    sock.bind(str(sock_path))
+    sock.setblocking(False)
+    notifier = Notifier(environ={"NOTIFY_SOCKET": str(sock_path)})
+    build = StandIn()
+    async with running(Service(config, build=build, pool_factory=FakePool, notifier=notifier)) as service:
+        good = config.path.read_text()
+        config.path.write_text(good + "bogus = 1\n")
+        os.kill(os.getpid(), signal.SIGHUP)
+        await until(lambda: service.metrics.reloads.labels("rejected")._value.get() == 1)
+        assert [w.name for w in service.config.watches] == ["w"]
+        config.path.write_text(good + f'[[watch]]\nname = "second"\nfolder = "{tmp_path / "drop2"}"\n'
+                               f'output = "{tmp_path / "out2"}"\nsettle_time = 0.05\nmin_age = 0\n')
+        os.kill(os.getpid(), signal.SIGHUP)
+        await until(lambda: service.metrics.reloads.labels("ok")._value.get() == 1)
+        (tmp_path / "drop2" / "x.png").write_bytes(b"fine")
+        await until(lambda: service.state.done == 1)
+    assert (tmp_path / "out2" / "x.out").exists()
+    messages = []
+    while True:
+        try:
+            messages.append(sock.recv(4096).decode())
+        except BlockingIOError:
+            break
+    sock.close()
+    kinds = [m.split("\n")[0] for m in messages if not m.startswith("STATUS=")]
+    assert kinds == ["READY=1", "RELOADING=1", "READY=1", "RELOADING=1", "READY=1", "STOPPING=1"]
+
+
+async def test_http_status_and_metrics(tmp_path):
+    config = make_config(tmp_path, http={"bind": "127.0.0.1:0"})
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    (drop / "a.png").write_bytes(b"bad")
+    async with running(Service(config, build=StandIn(), pool_factory=FakePool)) as service:
+        await until(lambda: service.state.failed == 1)
+        host, port = service.http_address
+        address = json.loads((config.state_dir / "http.json").read_text())
+        assert (address["host"], address["port"]) == (host, port)
+
+        def get(path: str) -> bytes:
+            with urllib.request.urlopen(f"http://{host}:{port}{path}", timeout=5) as r:
+                return r.read()
+
+        assert json.loads(await anyio.to_thread.run_sync(get, "/healthz")) == {"status": "ok"}
+        status = json.loads(await anyio.to_thread.run_sync(get, "/status"))
+        metrics = (await anyio.to_thread.run_sync(get, "/metrics")).decode()
+    assert status["state"] == "ready" and status["totals"]["failed"] == 1
+    assert status["recent_failures"][0]["input"] == "a.png"
+    assert status["watches"][0]["name"] == "w"
+    assert 'pyramidd_jobs_total{outcome="failed",watch="w"} 1.0' in metrics
+    assert "pyramidd_queue_capacity 64.0" in metrics
+    assert not (config.state_dir / "http.json").exists()
