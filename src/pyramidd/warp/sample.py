@@ -33,13 +33,13 @@ REACH = {"near": (0, 0), "bilinear": (1, 1), "cubic": (2, 2)}
 
 def inside(sx: np.ndarray, sy: np.ndarray, width: int, height: int) -> np.ndarray:
     """Mask of positions that fall in the input image (NaN is outside)."""
+    # floor(v) < n  <=>  v < n for an integer n, which saves two passes.
     with np.errstate(invalid="ignore"):
-        return (
-            (sx >= 0.0)
-            & (sy >= 0.0)
-            & (np.floor(sx + 1e-10) < width)
-            & (np.floor(sy + 1e-10) < height)
-        )
+        mask = sx >= 0.0
+        mask &= sy >= 0.0
+        mask &= sx + 1e-10 < width
+        mask &= sy + 1e-10 < height
+        return mask
 
 
 def needed_rect(
@@ -65,11 +65,20 @@ def sample_near(
     window: np.ndarray, x0: int, y0: int, sx: np.ndarray, sy: np.ndarray, width: int, height: int
 ) -> np.ndarray:
     """Nearest pixel values ``(n, bands)`` at inside positions."""
-    ix = np.floor(sx + 1e-10).astype(np.intp)
-    iy = np.floor(sy + 1e-10).astype(np.intp)
+    # Inside positions are >= 0, where truncation is floor.
+    ix = (sx + 1e-10).astype(np.intp)
+    iy = (sy + 1e-10).astype(np.intp)
     ix -= x0
     iy -= y0
-    return window[iy, ix]
+    iy *= window.shape[1]
+    iy += ix
+    bands = window.shape[2]
+    window = np.ascontiguousarray(window)
+    if bands in (2, 4):
+        # Gather whole pixels as one 16/32-bit word each: far cheaper than rows of bytes.
+        word = np.uint16 if bands == 2 else np.uint32
+        return window.view(word).reshape(-1).take(iy).view(np.uint8).reshape(-1, bands)
+    return window.reshape(-1, bands).take(iy, axis=0)
 
 
 def _bilinear(
