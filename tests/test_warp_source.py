@@ -154,3 +154,10 @@ def test_build_command_makes_a_pyramid_of_the_warp(tmp_path: Path) -> None:
     assert "RMS" in done.stdout + done.stderr or "warp.gcps" in done.stdout + done.stderr
     top = Image.open(next((tmp_path / "out_files").glob("8/0_0.png")))
     assert top.mode == "RGBA"
+
+
+def test_warp_options_without_gcps_build_unwarped_with_a_warning(image: Path) -> None:
+    with structlog.testing.capture_logs() as logs:
+        source = probe(image, gcps=None, order=2)
+    assert not isinstance(source, WarpSource)
+    assert any(e["event"] == "warp.no_gcps" for e in logs)

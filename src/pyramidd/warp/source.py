@@ -141,6 +141,12 @@ class WarpFormat:
         opts: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
         gset, raster = _find_gcps(Path(path), opts)
         if gset is None:
+            if opts.get("order") is not None or opts.get("output_size") is not None:
+                log.warning(
+                    "warp.no_gcps", input=str(path),
+                    note="warp options given but no GCPs found: building the image unwarped; "
+                    "give --gcps or put IMAGE.points beside it",
+                )
             return None
         order = opts.get("order")
         if order is not None and int(order) not in (1, 2, 3):
