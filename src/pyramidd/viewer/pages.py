@@ -56,10 +56,9 @@ def script_json(value: Any) -> str:
 
 
 def _metas(layout: str, width: int, height: int, thumbnail: str | None) -> str:
-    tags = [
-        f'<meta name="pyramidd-layout" content="{html.escape(layout)}">',
-        f'<meta name="pyramidd-size" content="{width}x{height}">',
-    ]
+    tags = [f'<meta name="pyramidd-layout" content="{html.escape(layout)}">']
+    if width and height:
+        tags.append(f'<meta name="pyramidd-size" content="{width}x{height}">')
     if thumbnail:
         tags.append(f'<meta name="pyramidd-thumbnail" content="{html.escape(thumbnail)}">')
     return "\n".join(tags)
@@ -146,6 +145,8 @@ def page_for(layout: str, output: Path, grid: Grid, suffix: str, title: str | No
         return dzi_page(name, grid, suffix, title)
     if layout in MAP_LAYOUTS:
         return map_page(layout, output.name, grid, suffix, title)
+    if layout in GRAPH_LAYOUTS:
+        return graph_page(output.name, title=title)
     return None
 
 
@@ -174,3 +175,35 @@ def write_dzi_page(descriptor: Path, title: str | None = None) -> Path:
     descriptor = Path(descriptor)
     grid, suffix = read_dzi(descriptor)
     return write_page(descriptor.parent, dzi_page(descriptor.stem, grid, suffix, title))
+
+
+#: Layouts drawn by the graph page.
+GRAPH_LAYOUTS = ("graph-json",)
+
+
+def graph_page(name: str, *, title: str | None = None, budget: int = 5000) -> Page:
+    """The sigma.js page ``NAME/index.html`` of a graph pyramid in ``NAME/``.
+
+    It reads ``index.json`` and asks it, as the service's rectangle query does, for the
+    files covering the visible rectangle within ``budget`` objects, fetches them and
+    draws them; zooming in swaps coarse sparsified files for deeper ones. It must be
+    served over HTTP (the service, or any static server): browsers do not let a page
+    opened from ``file://`` fetch files.
+    """
+    title = title or name
+    config = {
+        "title": title,
+        "base": "",
+        "index": "index.json",
+        "budget": budget,
+        "nodeSize": 3,
+        "nodeColor": "#d62728",
+        "edgeColor": "#b8b8b8",
+    }
+    page = render(
+        "graph.html",
+        TITLE=html.escape(title),
+        LIBRARY=assets.scripts("sigma"),
+        CONFIG=script_json(config),
+    )
+    return Page(f"{name}/index.html", _with_metas(page, _metas("graph", 0, 0, None)))
