@@ -91,7 +91,10 @@ async def build(
     try:
         await anyio.to_thread.run_sync(sink.start)
         if _is_prepared(source):
-            prepared = await pool.run(tasks.prepare_source, source)
+            # Shielded: release() must not run while a worker may still create what
+            # it would release (a decode into shared memory, say).
+            with anyio.CancelScope(shield=True):
+                prepared = await pool.run(tasks.prepare_source, source)
         ctx_bands = prepared.bands
         slot_bytes = rules.tile_size * rules.tile_size * ctx_bands
         ctx = tasks.BuildContext(
