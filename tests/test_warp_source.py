@@ -88,7 +88,7 @@ def test_gcps_option_output_size_and_resampler(image: Path, tmp_path: Path) -> N
     assert isinstance(inline, WarpSource)
 
 
-def test_source_pickles_and_opens_in_another_process(image: Path) -> None:
+def test_source_survives_pickling_and_opens_from_the_copy(image: Path) -> None:
     write_points(image.with_name("scan.tif.points"))
     source = probe(image)
     again = pickle.loads(pickle.dumps(source))
