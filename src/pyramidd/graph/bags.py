@@ -14,7 +14,7 @@ of the stages builds the same tree.
 
 from __future__ import annotations
 
-import itertools
+import threading
 import structlog
 import os
 from dataclasses import dataclass, field
@@ -30,13 +30,15 @@ log = structlog.get_logger("pyramidd.graph")
 
 @dataclass
 class Bag:
-    """Up to ``bag_size`` objects: in memory (``nodes``, ``edges``) or shed (``path``)."""
+    """Up to ``bag_size`` objects: in memory (``nodes``, ``edges``) or shed to
+    ``path`` at ``offset``."""
 
     nodes: np.ndarray | None
     edges: np.ndarray | None
     n_nodes: int = 0
     n_edges: int = 0
     path: str | None = None
+    offset: int = 0
 
     @property
     def count(self) -> int:
@@ -50,21 +52,48 @@ class Bag:
         """The objects, read back from disk if the bag was shed."""
         if self.path is None:
             return self.nodes, self.edges  # type: ignore[return-value]
-        return read_bag(self.path, self.n_nodes, self.n_edges)
+        return read_bag(self.path, self.offset, self.n_nodes, self.n_edges)
 
 
-def write_bag(path: str, nodes: np.ndarray, edges: np.ndarray) -> None:
-    """Write a bag as raw records: nodes then edges."""
-    with open(path, "wb") as f:
-        f.write(nodes.tobytes())
-        f.write(edges.tobytes())
+class SpillFile:
+    """An append-only file of shed bags, shared by the threads of one build.
+
+    One file rather than one per bag: a large build sheds tens of thousands of bags,
+    and creating and deleting that many files costs more than writing them.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        self._end = 0
+        self._lock = threading.Lock()
+
+    def write(self, nodes: np.ndarray, edges: np.ndarray) -> int:
+        """Append a bag's records (nodes then edges); return its offset."""
+        data = nodes.tobytes() + edges.tobytes()
+        with self._lock:
+            offset = self._end
+            self._end += len(data)
+        view = memoryview(data)
+        pos = offset
+        while view:
+            n = os.pwrite(self._fd, view, pos)
+            view, pos = view[n:], pos + n
+        return offset
+
+    def close(self) -> None:
+        os.close(self._fd)
 
 
-def read_bag(path: str, n_nodes: int, n_edges: int) -> tuple[np.ndarray, np.ndarray]:
-    """Read a bag written by :func:`write_bag`."""
-    with open(path, "rb") as f:
-        nodes = np.fromfile(f, dtype=NODE, count=n_nodes)
-        edges = np.fromfile(f, dtype=EDGE, count=n_edges)
+def read_bag(path: str, offset: int, n_nodes: int, n_edges: int) -> tuple[np.ndarray, np.ndarray]:
+    """Read a bag written by :meth:`SpillFile.write`."""
+    size = n_nodes * NODE.itemsize + n_edges * EDGE.itemsize
+    with open(path, "rb", buffering=0) as f:
+        data = os.pread(f.fileno(), size, offset)
+    if len(data) != size:
+        raise OSError(f"spill file {path} is short at {offset}: the build folder was changed")
+    nodes = np.frombuffer(data, dtype=NODE, count=n_nodes).copy()
+    edges = np.frombuffer(data, dtype=EDGE, count=n_edges, offset=n_nodes * NODE.itemsize).copy()
     return nodes, edges
 
 
@@ -109,6 +138,7 @@ class GraphQuadtree:
         self.max_depth = max_depth
         self.dir = Path(spill)
         self.dir.mkdir(parents=True, exist_ok=True)
+        self.spill = SpillFile(self.dir / "bags.dat")
         self.budget = budget
         self.root = QNode("", bounds)
         self.nodes: dict[str, QNode] = {"": self.root}
@@ -116,7 +146,6 @@ class GraphQuadtree:
         self.shed_bags = 0
         self.shed_bytes = 0
         self.depth_limited: list[str] = []
-        self._serial = itertools.count()
 
     # ------------------------------------------------------------------ insert
 
@@ -195,11 +224,10 @@ class GraphQuadtree:
 
     def shed(self, bag: Bag) -> None:
         """Write a bag to the spill folder and drop its records from memory."""
-        path = str(self.dir / f"b{next(self._serial):08d}.bag")
-        write_bag(path, bag.nodes, bag.edges)  # type: ignore[arg-type]
+        offset = self.spill.write(bag.nodes, bag.edges)  # type: ignore[arg-type]
         self.shed_bags += 1
         self.shed_bytes += bag.n_nodes * NODE.itemsize + bag.n_edges * EDGE.itemsize
-        bag.path, bag.nodes, bag.edges = path, None, None
+        bag.path, bag.offset, bag.nodes, bag.edges = self.spill.path, offset, None, None
 
     def flush(self) -> None:
         """Shed every bag still in memory (before the leaves are written by workers)."""
@@ -237,30 +265,23 @@ class GraphQuadtree:
         return counts
 
     def remove_files(self) -> None:
-        """Delete the shed bags (the tree is dropped)."""
-        for q in self.nodes.values():
-            for bag in q.bags:
-                if bag.path:
-                    try:
-                        os.unlink(bag.path)
-                    except FileNotFoundError:
-                        pass
+        """Drop the spill file (the tree is dropped)."""
+        self.spill.close()
+        try:
+            os.unlink(self.spill.path)
+        except FileNotFoundError:
+            pass
 
 
-def shed_rework(rework: Rework, tree_dir: str | Path, serial: int) -> tuple[str, str, int, int]:
-    """The reworker's job: put a split leaf's objects in one file for re-insertion.
-
-    Returns ``(key, path, n_nodes, n_edges)``; the shed bags it read are deleted.
-    """
+def shed_rework(rework: Rework, spill: SpillFile) -> tuple[str, Bag]:
+    """The reworker's job: put a split leaf's objects in temporary storage, as one
+    shed bag, for re-insertion from ``rework.key`` down."""
     nodes, edges = [], []
     for bag in rework.bags:
         n, e = bag.load()
         nodes.append(n)
         edges.append(e)
-        if bag.path:
-            os.unlink(bag.path)
     n = np.concatenate(nodes) if nodes else np.empty(0, NODE)
     e = np.concatenate(edges) if edges else np.empty(0, EDGE)
-    path = str(Path(tree_dir) / f"r{serial:08d}.bag")
-    write_bag(path, n, e)
-    return rework.key, path, len(n), len(e)
+    offset = spill.write(n, e)
+    return rework.key, Bag(None, None, len(n), len(e), spill.path, offset)

@@ -39,13 +39,13 @@ import structlog
 
 from ..errors import UnsupportedInput
 from ..sinks.staging import Staging
-from .bags import GraphQuadtree, QNode, read_bag, shed_rework
+from .bags import Bag, GraphQuadtree, QNode, shed_rework
 from .index import INDEX_NAME, TILES_DIR, write_index
 from .quadtree import Rect, pad_bounds, tile_name
 from .read import ReadResult, chunk_path, read_graph
 from .records import RANKED, GraphOptions
 from .sources.base import GraphSource
-from .writer import TileJob, write_leaf, write_sparse
+from .writer import TileJob, write_batch
 
 log = structlog.get_logger("pyramidd.graph")
 
@@ -56,6 +56,10 @@ Progress = Callable[[int, int], None]
 BAG_SHARE = 0.5
 #: Bags of split leaves waiting for the reworker.
 REWORK_QUEUE = 16
+#: A write task takes up to this many consecutive tree nodes, or objects worth this
+#: many leaves.
+BATCH_NODES = 64
+BATCH_OBJECTS = 16
 
 
 def probe(path: Path, registry: Any) -> GraphSource | None:
@@ -155,6 +159,7 @@ async def build_graph(
         summary["bytes"] += await anyio.to_thread.run_sync(
             write_index, out / INDEX_NAME, meta, summary.pop("index")
         )
+        await anyio.to_thread.run_sync(tree.remove_files)
         await anyio.to_thread.run_sync(shutil.rmtree, spill)
         await anyio.to_thread.run_sync(staging.commit)
     except BaseException:
@@ -193,12 +198,6 @@ def _first_error(group: BaseExceptionGroup) -> BaseException:
 def _load_chunk(path: Path) -> tuple[np.ndarray, np.ndarray, int]:
     with np.load(path) as z:
         return z["nodes"], z["edges"], int(z["read"])
-
-
-def _load_rework(path: str, n: int, e: int) -> tuple[np.ndarray, np.ndarray]:
-    out = read_bag(path, n, e)
-    os.unlink(path)
-    return out
 
 
 def _write_consumed(spill: Path, n: int) -> None:
@@ -274,12 +273,11 @@ class _Stages:
         to_rework, rework_in = anyio.create_memory_object_stream[Any](REWORK_QUEUE)
         reworked_out, reworked = anyio.create_memory_object_stream[Any](math.inf)
         pending = 0
-        serial = iter(range(1 << 62))
 
         async def reworker() -> None:
             async with rework_in, reworked_out:
                 async for rw in rework_in:
-                    token = await anyio.to_thread.run_sync(shed_rework, rw, tree.dir, next(serial))
+                    token = await anyio.to_thread.run_sync(shed_rework, rw, tree.spill)
                     await reworked_out.send(token)
 
         async def insert(key: str, nodes: np.ndarray, edges: np.ndarray) -> None:
@@ -289,10 +287,10 @@ class _Stages:
                 pending += 1
                 await to_rework.send(rw)
 
-        async def take_rework(token: tuple[str, str, int, int]) -> None:
+        async def take_rework(token: tuple[str, Bag]) -> None:
             nonlocal pending
-            key, path, n, e = token
-            nodes, edges = await anyio.to_thread.run_sync(_load_rework, path, n, e)
+            key, bag = token
+            nodes, edges = await anyio.to_thread.run_sync(bag.load)
             await insert(key, nodes, edges)
             pending -= 1
 
@@ -345,16 +343,18 @@ async def _write(
     index: dict[str, dict[str, Any]] = {}
     totals = {"tiles": 0, "bytes": 0, "leaves": 0}
     size = getattr(pool, "size", 2)
-    # Up to two files per worker in flight, taken in post-order (Z-order leaves, each
-    # parent right after its children), so the samples waiting for a parent are few.
+    # Files are written in post-order (Z-order leaves, each parent right after its
+    # children) in batches of consecutive nodes, two batches per worker in flight, so
+    # the samples waiting for a parent are few and each task is worth its round trip.
     slots = anyio.Semaphore(2 * max(1, size))
     events: dict[str, anyio.Event] = {}
     samples: dict[str, np.ndarray] = {}
+    cap = opts.capacity
 
     def job(q: QNode, **kw: Any) -> TileJob:
         return TileJob(
             key=q.key, rect=q.rect, bounds=tree.bounds, out=str(out / TILES_DIR / tile_name(q.key)),
-            store=store_root, budget=opts.capacity, **kw,
+            store=store_root, budget=cap, leaf=q.children is None, **kw,
         )
 
     def record(q: QNode, res: dict[str, Any] | None) -> None:
@@ -371,40 +371,64 @@ async def _write(
         if progress:
             progress(done, total)
 
-    async def one(q: QNode, tile: TileJob | None) -> None:
+    async def run_batch(batch: list[tuple[QNode, TileJob | None, anyio.Event]]) -> None:
         try:
-            if tile is None:  # an empty leaf: no file
-                samples[q.key] = np.empty(0, dtype=RANKED)
-                record(q, None)
-                return
-            fn = write_leaf if q.children is None else write_sparse
-            res = await pool.run(fn, tile)
-            samples[q.key] = res.pop("sample")
-            record(q, res)
+            jobs = [j for _, j, _ in batch if j is not None]
+            results = {r["key"]: r for r in (await pool.run(write_batch, jobs) if jobs else [])}
+            for q, _, _ in batch:
+                res = results.get(q.key)
+                if res is not None and "sample" in res:
+                    samples[q.key] = res.pop("sample")
+                record(q, res)
         finally:
             slots.release()
-            events[q.key].set()
+            for _, _, event in batch:
+                event.set()
 
     async with anyio.create_task_group() as tg:
+        batch: list[tuple[QNode, TileJob | None, anyio.Event]] = []
+        in_batch: set[str] = set()
+        weight = 0
+
+        async def submit() -> None:
+            nonlocal batch, weight
+            if batch:
+                await slots.acquire()
+                tg.start_soon(run_batch, batch)
+            batch, weight = [], 0
+            in_batch.clear()
+
         for q in _postorder(tree.root):
             if q.children is None:
                 totals["leaves"] += 1
-                tile = (
-                    job(q, bags=tuple((b.path, b.n_nodes, b.n_edges) for b in q.bags))
-                    if q.count else None
-                )
+                tile = None
+                if q.count:
+                    tile = job(q, bags=tuple((b.path, b.offset, b.n_nodes, b.n_edges) for b in q.bags))
+                else:  # an empty leaf: no file, nothing to sample
+                    samples[q.key] = np.empty(0, dtype=RANKED)
+                size_of = q.count
             else:
-                for c in q.children:
-                    await events[c.key].wait()
+                if not all(c.key in in_batch for c in q.children):
+                    await submit()
+                    for c in q.children:
+                        await events[c.key].wait()
                 tile = job(
                     q, counts=tuple(counts[c.key] for c in q.children),
-                    samples=tuple(samples.pop(c.key) for c in q.children),
+                    samples=tuple(
+                        None if c.key in in_batch and c.key not in samples
+                        else samples.pop(c.key) for c in q.children
+                    ),
                 )
                 for c in q.children:
                     del events[c.key]
-            await slots.acquire()
+                size_of = cap
             events[q.key] = anyio.Event()
-            tg.start_soon(one, q, tile)
+            batch.append((q, tile, events[q.key]))
+            in_batch.add(q.key)
+            weight += size_of
+            if len(batch) >= BATCH_NODES or weight >= BATCH_OBJECTS * cap:
+                await submit()
+        await submit()
     samples.clear()
     return {**totals, "index": dict(sorted(index.items()))}
 

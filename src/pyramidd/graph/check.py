@@ -90,12 +90,15 @@ def verify(folder: Path, graph: Graph | None = None) -> list[str]:
             child = tile.children[d].key
             if n["id"] not in own_nodes.get(child, set()):
                 problems.append(f"{key}: shows node {n['id']} that child {child!r} does not")
-        for e in f["edges"]:
-            (sx, sy), (tx, ty) = pos[e["source"]], pos[e["target"]]
+        if f["edges"]:
+            seg = np.array([(*pos[e["source"]], *pos[e["target"]]) for e in f["edges"]])
+            sx, sy, tx, ty = gx(seg[:, 0]), gy(seg[:, 1]), gx(seg[:, 2]), gy(seg[:, 3])
             for c in tile.children:
-                hit = segments_hit_rect(*(np.array([v]) for v in (gx(sx), gy(sy), gx(tx), gy(ty))), c.rect)[0]
-                if hit and _edge_key(e) not in edges_in.get(c.key, set()):
-                    problems.append(f"{key}: shows edge {_edge_key(e)} that child {c.key!r} does not")
+                hit = segments_hit_rect(sx, sy, tx, ty, c.rect)
+                for j in np.flatnonzero(hit):
+                    ek = _edge_key(f["edges"][j])
+                    if ek not in edges_in.get(c.key, set()):
+                        problems.append(f"{key}: shows edge {ek} that child {c.key!r} does not")
     if graph is not None:
         problems += _placement(index, graph, own_nodes, edges_in)
     return problems

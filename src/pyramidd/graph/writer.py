@@ -81,11 +81,13 @@ class TileJob:
     out: str  # file path
     store: str
     budget: int
-    #: a leaf: its bags as (path, n_nodes, n_edges)
-    bags: tuple[tuple[str, int, int], ...] = ()
+    #: a leaf: its bags as (path, offset, n_nodes, n_edges)
+    bags: tuple[tuple[str, int, int, int], ...] = ()
     #: an internal node: its children's stored-object counts and samples, by digit
+    #: (``None``: the child is written earlier in the same batch)
     counts: tuple[int, ...] = ()
-    samples: tuple[np.ndarray, ...] = ()
+    samples: tuple[np.ndarray | None, ...] = ()
+    leaf: bool = True
 
 
 def ranked(st: Store, nodes: np.ndarray, edges: np.ndarray) -> np.ndarray:
@@ -153,8 +155,8 @@ def write_leaf(job: TileJob) -> dict[str, Any]:
     (its best ``budget`` objects, all its parent can take from it)."""
     st = store(job.store)
     ns, es = [np.empty(0, NODE)], [np.empty(0, EDGE)]
-    for path, n, e in job.bags:
-        a, b = read_bag(path, n, e)
+    for path, offset, n, e in job.bags:
+        a, b = read_bag(path, offset, n, e)
         ns.append(a)
         es.append(b)
     nodes, edges = np.concatenate(ns), np.concatenate(es)
@@ -180,3 +182,26 @@ def write_sparse(job: TileJob) -> dict[str, Any]:
     n, e, size = _write(job, st, own, edge_idx, ends, sparse=True)
     return {"key": job.key, "nodes": n, "edges": e, "own_nodes": len(own), "bytes": size,
             "sample": sample}
+
+
+def write_batch(jobs: list[TileJob]) -> list[dict[str, Any]]:
+    """Write consecutive tree nodes in post-order, in one task: a parent in the batch
+    takes the samples of its children written before it in the same batch. The
+    result of a node whose parent is in the batch has no ``sample`` (it was used)."""
+    local: dict[str, np.ndarray] = {}
+    results = []
+    for job in jobs:
+        if job.leaf:
+            res = write_leaf(job)
+        else:
+            samples = tuple(
+                local.pop(job.key + str(d)) if s is None else s
+                for d, s in enumerate(job.samples)
+            )
+            res = write_sparse(TileJob(**{**job.__dict__, "samples": samples}))
+        local[job.key] = res["sample"]
+        results.append(res)
+    for res in results:
+        if res["key"] not in local:
+            res.pop("sample")
+    return results

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Protocol
@@ -82,26 +83,26 @@ def number(text: Any) -> Any:
         return text
 
 
-class CountingFile:
-    """A binary file wrapper that reports bytes read, for progress."""
+class CountingFile(io.RawIOBase):
+    """A binary file that reports bytes read, for progress (usable by ``iterparse``,
+    ``TextIOWrapper`` through ``io.BufferedReader``, and plain ``read``)."""
 
     def __init__(self, path: Path, progress: Callable[[int], None], base: int = 0) -> None:
-        self._f = open(path, "rb")
+        super().__init__()
+        self._f = open(path, "rb", buffering=0)
         self._progress = progress
         self._base = base
-        self._seen = 0
+        self.seen = 0
 
-    def read(self, n: int = -1) -> bytes:
-        data = self._f.read(n)
-        self._seen += len(data)
-        self._progress(self._base + self._seen)
-        return data
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        n = self._f.readinto(b)
+        self.seen += n or 0
+        self._progress(self._base + self.seen)
+        return n  # type: ignore[return-value]
 
     def close(self) -> None:
         self._f.close()
-
-    def __enter__(self) -> "CountingFile":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        super().close()

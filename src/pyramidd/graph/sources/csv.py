@@ -63,7 +63,7 @@ def read(source: GraphSource, progress: Callable[[int], None]) -> Iterator[Recor
     nodes_path, edges_path = source.path, source.extra[0]
     base = 0
     with CountingFile(nodes_path, progress) as f:
-        rows = _csv.reader(io.TextIOWrapper(f, encoding="utf-8-sig", newline=""))  # type: ignore[arg-type]
+        rows = _csv.reader(io.TextIOWrapper(io.BufferedReader(f, 1 << 20), encoding="utf-8-sig", newline=""))  # type: ignore[arg-type]
         header = next(rows, None)
         if header is None:
             raise InputError(f"{nodes_path.name}: empty nodes file; it needs a header id,x,y")
@@ -77,9 +77,9 @@ def read(source: GraphSource, progress: Callable[[int], None]) -> Iterator[Recor
             get = lambda i: row[i] if i < len(row) else None  # noqa: E731
             attrs = {h: number(get(i)) for i, h in others if get(i) not in (None, "")}
             yield (NODE, get(i_id), get(i_x) or None, get(i_y) or None, attrs)
-        base = f._seen
+        base = f.seen
     with CountingFile(edges_path, progress, base) as f:
-        rows = _csv.reader(io.TextIOWrapper(f, encoding="utf-8-sig", newline=""))  # type: ignore[arg-type]
+        rows = _csv.reader(io.TextIOWrapper(io.BufferedReader(f, 1 << 20), encoding="utf-8-sig", newline=""))  # type: ignore[arg-type]
         header = next(rows, None)
         if header is None:
             return

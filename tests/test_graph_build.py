@@ -1,0 +1,171 @@
+"""Graph pyramid builds end to end on the worker pool, checked by the invariants of
+:mod:`pyramidd.graph.check` on generated graphs and on real laid-out graphs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import anyio
+import numpy as np
+import pytest
+
+from pyramidd.errors import OutputError
+from pyramidd.graph import generate
+from pyramidd.graph.build import build_graph
+from pyramidd.graph.check import load_files, verify
+from pyramidd.graph.errors import GraphDataError
+from pyramidd.graph.index import GraphIndex
+from pyramidd.pool import WorkerPool
+
+SMALL = {"bag_size": 16, "bags_per_leaf": 4}
+
+
+def build(inp: Path, out: Path, **options: Any) -> dict[str, Any]:
+    async def main() -> dict[str, Any]:
+        async with WorkerPool(2) as pool:
+            return await build_graph(inp, out, {**SMALL, **options}, pool=pool)
+
+    return anyio.run(main)
+
+
+def as_graph(x: np.ndarray, y: np.ndarray, edges: np.ndarray):
+    nodes = {f"n{i}": (float(x[i]), float(y[i])) for i in range(len(x))}
+    links = {f"e{i}": (f"n{a}", f"n{b}") for i, (a, b) in enumerate(edges.tolist())}
+    return nodes, links
+
+
+def tree_files(out: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted((out / "tiles").iterdir())}
+
+
+@pytest.mark.parametrize("fmt", generate.FORMATS)
+def test_every_format_builds_a_sound_pyramid(tmp_path: Path, fmt: str) -> None:
+    x, y, edges = generate.layout(800, seed=2)
+    inp = generate.write(tmp_path / ("g.json" if "json" in fmt or fmt in ("node-link", "graphology")
+                                     else f"g.{fmt}"), fmt, x, y, edges)
+    out = tmp_path / "pyr"
+    summary = build(inp, out)
+    assert summary["nodes"] == 800 and summary["edges"] == len(edges)
+    assert summary["levels"] > 3 and summary["leaves"] > 20
+    assert verify(out, as_graph(x, y, edges)) == []
+    index = GraphIndex.load(out)
+    assert index.meta["source"]["name"] == inp.name
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging left
+
+
+def test_leaf_file_layout(tmp_path: Path) -> None:
+    x, y, edges = generate.layout(400, seed=1)
+    out = tmp_path / "pyr"
+    build(generate.write(tmp_path / "g.json", "node-link", x, y, edges), out)
+    index = GraphIndex.load(out)
+    leaf = next(t for t in index.tiles.values() if t.leaf and t.file)
+    doc = json.loads((out / leaf.file).read_text())
+    assert doc["key"] == leaf.key and doc["level"] == len(leaf.key) and doc["sparse"] is False
+    assert doc["rect"] == list(leaf.rect)
+    assert doc["nrect"] == pytest.approx(list(index.nrect(leaf)))
+    n = doc["nodes"][0]
+    i = int(n["id"][1:])
+    b = index.bounds
+    assert n["x"] == pytest.approx((x[i] - b[0]) / (b[2] - b[0]))
+    assert n["y"] == pytest.approx((y[i] - b[1]) / (b[3] - b[1]))
+    assert n["label"] == f"node {i}"
+    assert {"id", "source", "target", "weight"} <= set(doc["edges"][0])
+    assert (out / "tiles" / f"q{leaf.key}.json").exists()
+
+
+def _minnesota_airfoil():
+    pygsp = pytest.importorskip("pygsp")
+    for graph in (pygsp.graphs.Minnesota(), pygsp.graphs.Airfoil()):
+        src, dst, _ = graph.get_edge_list()
+        yield graph.coords[:, 0], graph.coords[:, 1], np.stack([src, dst], axis=1).astype(np.int64)
+
+
+def test_real_laid_out_graphs(tmp_path: Path) -> None:
+    """The Minnesota road network and an airfoil mesh as shipped by PyGSP."""
+    for n, (x, y, edges) in enumerate(_minnesota_airfoil()):
+        inp = generate.write(tmp_path / f"real{n}.graphml", "graphml", x, y, edges)
+        out = tmp_path / f"pyr{n}"
+        summary = build(inp, out)
+        assert summary["nodes"] == len(x) and summary["edges"] == len(edges)
+        assert verify(out, as_graph(x, y, edges)) == []
+
+
+def test_sparse_levels_are_reproducible_and_seeded(tmp_path: Path) -> None:
+    x, y, edges = generate.layout(600, seed=4)
+    inp = generate.write(tmp_path / "g.gexf", "gexf", x, y, edges)
+    build(inp, tmp_path / "a")
+    build(inp, tmp_path / "b")
+    build(inp, tmp_path / "c", seed=99)
+    a, b, c = (tree_files(tmp_path / k) for k in "abc")
+    assert a == b
+    assert a.keys() == c.keys() and a != c  # same tree, other sample
+    assert verify(tmp_path / "c") == []
+
+
+def test_sparse_prefers_important_nodes(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    nodes = [{"id": f"n{i}", "x": float(rng.random()), "y": float(rng.random()),
+              "rank": 1000 if i % 50 == 0 else 1} for i in range(800)]
+    inp = generate.write_json_graph(tmp_path / "g.json", nodes, [])
+    out = tmp_path / "pyr"
+    build(inp, out, importance="rank", bag_size=8, bags_per_leaf=4)
+    root = load_files(GraphIndex.load(out))[""]
+    shown = [n["id"] for n in root["nodes"]]
+    assert {f"n{i}" for i in range(0, 800, 50)} <= set(shown)
+    assert len(shown) <= 32
+
+
+def test_late_nodes_rebuild_the_tree_with_final_bounds(tmp_path: Path) -> None:
+    nodes = [{"id": f"n{i}", "x": i % 10, "y": i // 10} for i in range(100)]
+    links = [{"source": f"n{i}", "target": f"n{i + 1}", "id": f"e{i}"} for i in range(99)]
+    links.append({"source": "n0", "target": "far", "id": "e99"})
+    doc = {"nodes": nodes, "links": links, "more": 1}
+    text = json.dumps(doc)[:-1] + ', "nodes": [{"id": "far", "x": 500, "y": -40}]}'
+    # A second "nodes" member after the edges: the far node arrives last.
+    inp = tmp_path / "late.json"
+    inp.write_text(text)
+    out = tmp_path / "pyr"
+    summary = build(inp, out)
+    assert summary["nodes"] == 101 and summary["edges"] == 100
+    index = GraphIndex.load(out)
+    assert index.bounds[2] == 500 and index.bounds[1] == -40
+    graph = ({**{f"n{i}": (i % 10, i // 10) for i in range(100)}, "far": (500, -40)},
+             {f"e{i}": (f"n{i}", f"n{i + 1}") for i in range(99)} | {"e99": ("n0", "far")})
+    assert verify(out, graph) == []
+
+
+def test_a_hub_hits_the_depth_limit_and_stays_sound(tmp_path: Path) -> None:
+    nodes = [{"id": "hub", "x": 0.5, "y": 0.5}] + [
+        {"id": f"n{i}", "x": 0.5 + 1e-9 * (i % 3), "y": 0.5} for i in range(200)]
+    nodes += [{"id": "c0", "x": 0, "y": 0}, {"id": "c1", "x": 1, "y": 1}]
+    links = [{"source": "hub", "target": f"n{i}", "id": f"e{i}"} for i in range(200)]
+    inp = generate.write_json_graph(tmp_path / "hub.json", nodes, links)
+    out = tmp_path / "pyr"
+    summary = build(inp, out, max_depth=6)
+    assert summary["depth_limited"] >= 1
+    index = GraphIndex.load(out)
+    assert index.meta["depth_limited"] and max(len(k) for k in index.tiles) == 6
+    assert verify(out) == []
+
+
+def test_bad_data_fails_the_build_and_leaves_nothing(tmp_path: Path) -> None:
+    inp = generate.write_json_graph(
+        tmp_path / "bad.json", [{"id": "a", "x": 1, "y": 2}], [{"source": "a", "target": "zz"}])
+    with pytest.raises(GraphDataError, match="'zz'"):
+        build(inp, tmp_path / "out")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.json"]
+    summary = build(inp, tmp_path / "out", bad_data="skip")
+    assert summary["skipped"] == {"unknown-endpoint": 1}
+    assert GraphIndex.load(tmp_path / "out").meta["skipped"] == {"unknown-endpoint": 1}
+
+
+def test_existing_output_needs_replace(tmp_path: Path) -> None:
+    x, y, edges = generate.layout(100, seed=1)
+    inp = generate.write(tmp_path / "g.json", "node-link", x, y, edges)
+    build(inp, tmp_path / "out")
+    with pytest.raises(OutputError, match="already exists"):
+        build(inp, tmp_path / "out")
+    build(inp, tmp_path / "out", replace=True, seed=3)
+    assert GraphIndex.load(tmp_path / "out").meta["options"]["seed"] == 3
