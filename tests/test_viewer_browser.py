@@ -167,3 +167,78 @@ def test_tile_map_page_in_leaflet(tmp_path, serve, browser, layout):
     zooms = {r.url.split("map/")[1].split("/")[0] for r in tiles if r.url.endswith(".png")}
     assert str(full) in zooms
     check_pixels(shot, image, cx, cy, ZOOM)
+
+
+@pytest.fixture
+def serve_outputs() -> Iterator:
+    """``serve_outputs({name: folder}) -> base URL``: the output folders through
+    :func:`pyramidd.viewer.http.outputs_app` under hypercorn on 127.0.0.1, as the
+    service mounts them."""
+    import asyncio
+    import socket
+
+    from hypercorn.asyncio import serve as hypercorn_serve
+    from hypercorn.config import Config
+
+    from pyramidd.viewer.http import outputs_app
+
+    stops = []
+
+    def start(folders: dict[str, Path]) -> str:
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        sock.close()
+        config = Config()
+        config.bind = [f"127.0.0.1:{port}"]
+        config.accesslog = None
+        config.errorlog = None
+        loop = asyncio.new_event_loop()
+        stop = asyncio.Event()
+        ready = threading.Event()
+
+        async def run() -> None:
+            ready.set()
+            await hypercorn_serve(outputs_app(folders), config, shutdown_trigger=stop.wait)
+
+        thread = threading.Thread(target=loop.run_until_complete, args=(run(),), daemon=True)
+        thread.start()
+        ready.wait(10)
+        stops.append((loop, stop, thread))
+        import time
+        import urllib.request
+
+        for _ in range(100):  # until hypercorn listens
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.05)
+        return f"http://127.0.0.1:{port}/"
+
+    yield start
+    for loop, stop, thread in stops:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(10)
+
+
+def test_listing_then_viewer_through_the_outputs_app(tmp_path, serve_outputs, browser):
+    image, out = build(tmp_path, "dzi", "photo")
+    ensure_page(out, "dzi", "photo")
+    base = serve_outputs({"photos": out})
+    page = browser.new_page(VIEW_W, VIEW_H)
+    page.goto(base + "photos/")
+    href = page.evaluate("document.querySelector('li a').getAttribute('href')")
+    assert href == "photo.html"
+    # The thumbnail is the level that fits one tile: it loads (lazily, so wait for it).
+    page.wait_for("document.querySelector('li img').complete"
+                  " && document.querySelector('li img').naturalWidth > 0", timeout=10)
+    page.goto(base + "photos/" + href)
+    page.wait_for("window.pyramidd && window.pyramidd.fullyLoaded()", timeout=30)
+    cx, cy = 400, 300
+    page.evaluate(f"window.pyramidd.zoomTo({ZOOM}, {cx}, {cy})")
+    page.wait_for("window.pyramidd.fullyLoaded()", timeout=30, settle=0.3)
+    page.wait_for("window.pyramidd.fullyLoaded()", timeout=30)
+    shot = np.asarray(Image.open(io.BytesIO(page.screenshot())).convert("RGB"))
+    check_tiles(page.responses, "photo_files/")
+    check_pixels(shot, image, cx, cy, ZOOM)
