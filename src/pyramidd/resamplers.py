@@ -5,6 +5,14 @@
 - ``smooth``: a separable [1, 3, 3, 1]/8 filter over a 4x4 window (the tent
   filter of a 2x reduction): less aliasing than box on fine patterns.
 
+Images with two or four bands have alpha in the last band. ``box`` and ``smooth``
+average their colours weighted by alpha (premultiplied), as libvips does, so the
+colour of invisible pixels never bleeds into visible ones; a fully transparent
+result has colour 0. ``box`` then truncates colour and alpha, ``sum(c*a) // sum(a)``
+and ``sum(a) // 4``, because libvips does (its premultiplied path is floating point,
+cast down): rounding instead drifts a level's worth of half-units per level from
+``vips dzsave``. ``smooth`` rounds half up.
+
 All three are pixel-local, so a tile gets the same pixels whichever builder makes
 it; see :class:`pyramidd.formats.Resampler`.
 """
@@ -14,13 +22,39 @@ from __future__ import annotations
 import numpy as np
 
 
+def has_alpha(block: np.ndarray) -> bool:
+    """LA and RGBA carry alpha in the last band."""
+    return block.shape[2] in (2, 4)
+
+
+def _weighted(
+    sums: np.ndarray, colour_alpha_sums: np.ndarray, total: int, *, round_half_up: bool
+) -> np.ndarray:
+    """Premultiplied result from sums of alpha (``sums[..., -1:]``) and of colour*alpha."""
+    alpha = sums[..., -1:]
+    half = alpha // 2 if round_half_up else 0
+    colour = (colour_alpha_sums + half) // np.maximum(alpha, 1)
+    out = np.empty(sums.shape, np.uint8)
+    out[..., :-1] = np.where(alpha > 0, colour, 0)
+    out[..., -1:] = (alpha + (total // 2 if round_half_up else 0)) // total
+    return out
+
+
 class Box:
-    """2x2 mean, rounded half up (as ``vips dzsave`` shrinks)."""
+    """2x2 mean as ``vips dzsave`` shrinks: rounded half up, or alpha-weighted and truncated."""
 
     name = "box"
     support = 0
 
+    @staticmethod
+    def _sum(b: np.ndarray) -> np.ndarray:
+        return b[0::2, 0::2] + b[1::2, 0::2] + b[0::2, 1::2] + b[1::2, 1::2]
+
     def reduce(self, block: np.ndarray) -> np.ndarray:
+        if has_alpha(block):
+            b = block.astype(np.uint32)
+            premultiplied = b[..., :-1] * b[..., -1:]
+            return _weighted(self._sum(b), self._sum(premultiplied), 4, round_half_up=False)
         # uint16 holds the sum of four bytes; the adds happen in place to stay cheap.
         acc = block[0::2, 0::2].astype(np.uint16)
         acc += block[1::2, 0::2]
@@ -47,13 +81,20 @@ class Smooth:
     name = "smooth"
     support = 1
 
+    @staticmethod
+    def _sum(b: np.ndarray) -> np.ndarray:
+        # Output pixel i reads input 2i-1 .. 2i+2; with the one-pixel margin those are
+        # 2i .. 2i+3 of ``b``. Weights 1, 3, 3, 1 per axis: 64 in all.
+        cols = b[:, 0:-3:2] + 3 * b[:, 1:-2:2] + 3 * b[:, 2:-1:2] + b[:, 3::2]
+        return cols[0:-3:2] + 3 * cols[1:-2:2] + 3 * cols[2:-1:2] + cols[3::2]
+
     def reduce(self, block: np.ndarray) -> np.ndarray:
         b = block.astype(np.uint32)
-        # Output pixel i reads input columns 2i-1 .. 2i+2; with the one-pixel margin
-        # those are columns 2i .. 2i+3 of ``block``.
-        cols = b[:, 0:-3:2] + 3 * b[:, 1:-2:2] + 3 * b[:, 2:-1:2] + b[:, 3::2]
-        rows = cols[0:-3:2] + 3 * cols[1:-2:2] + 3 * cols[2:-1:2] + cols[3::2]
-        return ((rows + 32) >> 6).astype(np.uint8)
+        if has_alpha(block):
+            return _weighted(
+                self._sum(b), self._sum(b[..., :-1] * b[..., -1:]), 64, round_half_up=True
+            )
+        return ((self._sum(b) + 32) >> 6).astype(np.uint8)
 
 
 BUILTINS = (Box(), Nearest(), Smooth())
