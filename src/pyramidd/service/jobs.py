@@ -119,6 +119,8 @@ async def run(ctx: Context, job: JobRecord) -> bool:
     ctx.metrics.running.set(len(ctx.state.running))
     ctx.state.touch()
     started = time.monotonic()
+    log.info("job started", job=job.id, watch=watch.name, input=job.name,
+             output=str(watch.output / job.output), previous_attempts=job.attempts)
     try:
         summary, failure, attempts = await _attempts(ctx, watch, job, progress)
         progress.state = "finishing"

@@ -242,9 +242,14 @@ class Service:
                 self._redo.append(job)
             elif d.action == "finish-done":
                 watch = ctx.config.watch(job.watch)
-                await anyio.to_thread.run_sync(claim.finish_done, watch, job.name)
+                moved = await anyio.to_thread.run_sync(claim.finish_done, watch, job.name)
                 await ctx.record("closed", job.id)
                 self.state.done += 1
+                # The job's one summary event: the run that built it died before logging it.
+                log.info("job done", job=job.id, watch=watch.name, input=job.name,
+                         output=str(watch.output / job.output), recovered=True,
+                         moved_to=str(moved) if moved else None, attempts=job.attempts,
+                         **(job.summary or {}))
             elif d.action == "finish-failed":
                 watch = ctx.config.watch(job.watch)
                 error = job.error or {"kind": "internal", "error": "unknown"}
@@ -252,6 +257,9 @@ class Service:
                 await finish_failed(watch, job, failure, job.attempts)
                 await ctx.record("closed", job.id)
                 record_failure(ctx, watch, job, failure)
+                log.warning("job failed", job=job.id, watch=watch.name, input=job.name,
+                            kind=failure.kind, error=failure.error, attempts=job.attempts,
+                            recovered=True)
 
     # ------------------------------------------------------------------ runners
 

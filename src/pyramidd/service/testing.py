@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import shutil
+import secrets
 import signal
 import socket
 import subprocess
@@ -119,7 +120,7 @@ class ServiceProcess:
         self.runs += 1
         if self.notify is not None:
             self.notify.close()
-        self.notify = NotifyListener(self.root / f"notify-{self.runs}.sock")
+        self.notify = NotifyListener(self.root / f"notify-{secrets.token_hex(3)}.sock")
         # A test run under systemd must not pass the runner's own watchdog on.
         inherited = {k: v for k, v in os.environ.items()
                      if k not in ("WATCHDOG_USEC", "WATCHDOG_PID", "PYRAMIDD_CRASH_AT")}
