@@ -8,7 +8,7 @@ The invariants (each violation is reported as one line of text):
   endpoints are nodes of that leaf's file;
 - the counts in the index equal the files;
 - every file (sparse ones too) references only nodes it carries, and a sparse file
-  holds at most ``capacity`` objects of its own;
+  holds at most ``capacity`` objects, carried nodes included;
 - sparse views are consistent: an object a node's file shows is in the file of every
   child it lies in.
 
@@ -69,8 +69,8 @@ def verify(folder: Path, graph: Graph | None = None) -> list[str]:
         for e in f["edges"]:
             if e["source"] not in idset or e["target"] not in idset:
                 problems.append(f"{key}: edge {_edge_key(e)} references a node the file lacks")
-        if f["sparse"] and f["own"] + len(f["edges"]) > cap:
-            problems.append(f"{key}: sparse file has {f['own'] + len(f['edges'])} objects > {cap}")
+        if f["sparse"] and len(f["nodes"]) + len(f["edges"]) > cap:
+            problems.append(f"{key}: sparse file has {len(f['nodes']) + len(f['edges'])} objects > {cap}")
         x0, y0, x1, y1 = f["nrect"]
         for n in f["nodes"][: f["own"]]:
             if not (x0 - 1e-9 <= n["x"] <= x1 + 1e-9 and y0 - 1e-9 <= n["y"] <= y1 + 1e-9):

@@ -13,6 +13,10 @@ Depth first, up to the root, a node's sample is made from its four children's:
    whole content in rank order);
 3. an object is taken when it is in ``P_c`` for **every** child it lies in.
 
+4. the result is cut, in rank order, where the file would exceed the budget counting
+   the endpoint nodes the file must carry for its edges (so a sparse file never holds
+   more than the budget; any subset of a consistent sample is consistent).
+
 Rule 3 makes views consistent across levels: an object shown at a node is in the
 sample of every child it lies in, hence (by induction) shown at every deeper node
 where it lies, down to the leaves. An edge crossing several children must rank high
@@ -93,4 +97,25 @@ def select(
         member = np.isin(uid, prefix["i"] * 2 + prefix["k"])
         keep &= ~inside | member
     out = cand[keep]
-    return out[rank_order(out)]
+    return fit(out[rank_order(out)], budget)
+
+
+def fit(sample: np.ndarray, budget: int) -> np.ndarray:
+    """The longest rank-order prefix of ``sample`` whose file — its nodes, its edges
+    and the endpoint nodes those edges need — holds at most ``budget`` objects."""
+    seen: set[int] = set()
+    cost = 0
+    kinds, ids = sample["k"].tolist(), sample["i"].tolist()
+    ss, ts = sample["s"].tolist(), sample["t"].tolist()
+    for n in range(len(sample)):
+        if kinds[n] == 0:
+            add = 0 if ids[n] in seen else 1
+            new = (ids[n],)
+        else:
+            new = (ss[n], ts[n]) if ss[n] != ts[n] else (ss[n],)
+            add = 1 + sum(1 for v in new if v not in seen)
+        if cost + add > budget:
+            return sample[:n]
+        cost += add
+        seen.update(new)
+    return sample
