@@ -6,7 +6,7 @@ finds the segments that intersect the rectangle through the page's segment offse
 and byte counts, reads their bytes and decodes each with tifffile's ``page.decode``
 (any compression tifffile decodes: none, LZW, Deflate, JPEG, ZSTD, PackBits, WebP,
 ...). Decoded segments are kept, already converted to 8 bits, in a bounded LRU cache
-(:attr:`TiffReader.cache_bytes`, 64 MiB by default), because neighbouring regions
+(:attr:`TiffReader.cache_bytes`, 32 MiB by default), because neighbouring regions
 overlap segment boundaries: read in Z-order in 254-pixel regions, each 256-pixel tile
 of a large image is decoded about 1.1 times.
 
@@ -43,7 +43,7 @@ from .raster import check_region, check_size
 MAGICS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 
 #: Default budget of a reader's decoded-segment cache.
-DEFAULT_CACHE_BYTES = 64 << 20
+DEFAULT_CACHE_BYTES = 32 << 20
 
 #: The cache holds at least this many segments, whatever its budget in bytes.
 MIN_CACHED_SEGMENTS = 4

@@ -1,0 +1,52 @@
+"""Run a command and measure it the way every pyramidd benchmark reports: wall time,
+CPU time of the process tree, and peak memory of the whole tree (PSS, so shared
+memory counts once), sampled from outside the measured process."""
+
+from __future__ import annotations
+
+import os
+import resource
+import statistics
+import subprocess
+import time
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+from pyramidd.memory import tree_bytes
+
+
+@dataclass
+class Measurement:
+    """One run of one command."""
+
+    wall: float
+    cpu: float
+    peak: int
+
+
+def measure(cmd: Sequence[str], env: Mapping[str, str] | None = None, interval: float = 0.05) -> Measurement:
+    """Run ``cmd`` to completion; raise if it fails."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.monotonic()
+    proc = subprocess.Popen(list(cmd), env={**os.environ, **(env or {})},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    peak = 0
+    while proc.poll() is None:
+        peak = max(peak, tree_bytes(proc.pid))
+        time.sleep(interval)
+    wall = time.monotonic() - start
+    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    if proc.returncode:
+        raise RuntimeError(f"{cmd[0]} failed ({proc.returncode}): {err[-2000:]}")
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return Measurement(wall, cpu, peak)
+
+
+def median(runs: list[Measurement]) -> Measurement:
+    """Median of each figure over repeated runs."""
+    return Measurement(
+        statistics.median(r.wall for r in runs),
+        statistics.median(r.cpu for r in runs),
+        int(statistics.median(r.peak for r in runs)),
+    )

@@ -1,0 +1,53 @@
+"""Memory of a build does not grow with the image when the source reads regions."""
+
+from __future__ import annotations
+
+import sys
+import time
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import tifffile
+
+from pyramidd.memory import tree_bytes
+
+PYRAMIDD = [sys.executable, "-m", "pyramidd.cli"]
+
+
+def tiled_tiff(path: Path, side: int) -> None:
+    """A side x side grey tiled TIFF written tile by tile (never whole in memory)."""
+    tile = 256
+    rng = np.random.default_rng(side)
+    pattern = rng.integers(0, 256, (tile, tile), dtype=np.uint8)
+
+    def tiles():
+        for r in range(side // tile):
+            for c in range(side // tile):
+                yield np.roll(pattern, r * 7 + c, axis=1)
+
+    tifffile.imwrite(path, tiles(), shape=(side, side), dtype=np.uint8, tile=(tile, tile),
+                     photometric="minisblack")
+
+
+def peak_of_build(src: Path, out: Path) -> int:
+    proc = subprocess.Popen([*PYRAMIDD, "build", str(src), str(out), "--workers", "2"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    peak = 0
+    while proc.poll() is None:
+        peak = max(peak, tree_bytes(proc.pid))
+        time.sleep(0.03)
+    assert proc.returncode == 0, proc.stderr.read().decode()
+    return peak
+
+
+def test_peak_memory_is_flat_in_image_size(tmp_path):
+    # Both sizes fill the readers' bounded caches; the larger has four times the pixels.
+    small, large = tmp_path / "small.tif", tmp_path / "large.tif"
+    tiled_tiff(small, 8192)
+    tiled_tiff(large, 16384)
+    p_small = peak_of_build(small, tmp_path / "s")
+    p_large = peak_of_build(large, tmp_path / "l")
+    assert (tmp_path / "l.dzi").exists()
+    mib = 1 << 20
+    assert p_large < 1.1 * p_small, (p_small / mib, p_large / mib)
