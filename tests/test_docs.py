@@ -17,9 +17,12 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from pyramidd import hookspecs
+from pyramidd.testing import check_dzi, gradient, write_image
 
 ROOT = Path(__file__).resolve().parent.parent
 GUIDE = ROOT / "docs" / "plugins.md"
@@ -136,11 +139,6 @@ def example(tmp_path):
 
 def test_the_plugin_from_zero_builds_a_pyramid(example):
     folder, env = example
-    from PIL import Image
-    import numpy as np
-
-    from pyramidd.testing import check_dzi, gradient, write_image
-
     image = gradient(300, 200, 3)
     source = write_image(folder / "stars.png", image)
     listed = subprocess.run([sys.executable, "-m", "pyramidd.cli", "plugins"], env=env,
@@ -159,8 +157,6 @@ def test_the_plugin_from_zero_builds_a_pyramid(example):
 
 def test_the_source_format_builds_a_pyramid(example):
     folder, env = example
-    from pyramidd.testing import check_dzi, gradient
-
     image = gradient(300, 200, 3)
     ppm = folder / "photo.ppm"
     ppm.write_bytes(b"P6\n300 200\n255\n" + image.tobytes())
@@ -175,9 +171,6 @@ def test_the_source_format_builds_a_pyramid(example):
     assert traced.returncode == 0, traced.stderr
     grid = check_dzi(folder / "out" / "photo.dzi")
     assert (grid.width, grid.height) == (300, 200)
-    from PIL import Image
-    import numpy as np
-
     top = np.asarray(Image.open(folder / "out" / "photo_files" / str(grid.top) / "0_0.png"))
     x0, y0, x1, y1 = grid.tile_rect(grid.keys(grid.top).__next__())
     assert (top == image[y0:y1, x0:x1]).all()
