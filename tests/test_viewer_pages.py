@@ -79,6 +79,13 @@ def test_staged_hook_puts_a_map_page_inside_the_tile_folder(tmp_path):
     assert added == [] and (tmp_path / "m" / "index.html").is_file()
 
 
+def test_staged_hook_writes_a_graph_page_without_a_grid(tmp_path):
+    (tmp_path / "net").mkdir()
+    added = pyramidd_output_staged(staging=tmp_path, output=Path("/final/net"),
+                                   layout="graph-json", grid=None, options=BuildOptions())
+    assert added == [] and "sigma" in (tmp_path / "net" / "index.html").read_text()
+
+
 def test_staged_hook_can_be_turned_off(tmp_path):
     added = pyramidd_output_staged(staging=tmp_path, output=Path("/final/p.dzi"), layout="dzi",
                                    grid=Grid(300, 200, 254, 1),

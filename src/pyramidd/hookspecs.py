@@ -81,7 +81,7 @@ def pyramidd_build_started(input: Path, output: Path, layout: str) -> None:
 
 @hookspec
 def pyramidd_output_staged(
-    staging: Path, output: Path, layout: str, grid: Grid, options: BuildOptions
+    staging: Path, output: Path, layout: str, grid: Grid | None, options: BuildOptions
 ) -> list[str] | None:
     """Add files to a pyramid before it appears (a viewer page, a licence, a manifest).
 
@@ -92,7 +92,8 @@ def pyramidd_output_staged(
     ``staging`` is the folder that holds the output's entries under their final names,
     as they will appear in ``output``'s folder (DZI: ``NAME_files``; TMS, XYZ and
     graph layouts: the folder ``NAME``). ``output`` is the final path the sink
-    reports, ``grid`` the pyramid's tiles, ``options`` the build's options.
+    reports, ``grid`` the pyramid's tiles (``None`` for a graph pyramid, which has a
+    quadtree instead), ``options`` the build's options.
 
     Write files inside an existing entry (``staging / NAME / "index.html"``), or new
     top-level files named after the output (``staging / "NAME.html"``) and return

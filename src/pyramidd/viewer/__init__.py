@@ -22,7 +22,7 @@ from ..hookspecs import hookimpl
 from ..options import BuildOptions
 from .assets import ViewerAssetsMissing
 from .listing import find_pyramids, listing_html
-from .pages import Page, dzi_page, map_page, page_for, write_dzi_page, write_page
+from .pages import GRAPH_LAYOUTS, Page, dzi_page, map_page, page_for, write_dzi_page, write_page
 
 __all__ = [
     "Page", "ViewerAssetsMissing", "dzi_page", "find_pyramids", "listing_html", "map_page",
@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 @hookimpl
 def pyramidd_output_staged(
-    staging: Path, output: Path, layout: str, grid: Grid, options: BuildOptions
+    staging: Path, output: Path, layout: str, grid: Grid | None, options: BuildOptions
 ) -> list[str] | None:
     """Write the viewer page of the pyramid into ``staging``.
 
@@ -42,6 +42,8 @@ def pyramidd_output_staged(
     the tiles are what the user asked for.
     """
     if options.extra.get("viewer", True) in (False, "false", "no", "0"):
+        return None
+    if grid is None and layout not in GRAPH_LAYOUTS:
         return None
     try:
         page = page_for(layout, output, grid, options.suffix, options.extra.get("title"))

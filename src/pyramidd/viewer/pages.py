@@ -25,6 +25,9 @@ from . import assets
 #: Layouts drawn by Leaflet, and whether their rows count from the bottom.
 MAP_LAYOUTS = {"tms": True, "xyz": False}
 
+#: Layouts drawn by the graph page.
+GRAPH_LAYOUTS = ("graph-json",)
+
 #: Largest thumbnail side, in pixels: the listing shows one tile at most this big.
 THUMBNAIL = 256
 
@@ -136,17 +139,20 @@ def map_page(layout: str, name: str, grid: Grid, suffix: str, title: str | None 
     return Page(f"{name}/index.html", _with_metas(page, metas))
 
 
-def page_for(layout: str, output: Path, grid: Grid, suffix: str, title: str | None = None) -> Page | None:
+def page_for(layout: str, output: Path, grid: Grid | None, suffix: str,
+             title: str | None = None) -> Page | None:
     """The page of a pyramid written at ``output`` (as the sink reports it), or ``None``
-    for layouts without one."""
+    for layouts without one. ``grid`` is ``None`` for graph pyramids."""
     output = Path(output)
+    if layout in GRAPH_LAYOUTS:
+        return graph_page(output.name, title=title)
+    if grid is None:
+        return None
     if layout == "dzi":
         name = output.name[:-4] if output.name.lower().endswith(".dzi") else output.name
         return dzi_page(name, grid, suffix, title)
     if layout in MAP_LAYOUTS:
         return map_page(layout, output.name, grid, suffix, title)
-    if layout in GRAPH_LAYOUTS:
-        return graph_page(output.name, title=title)
     return None
 
 
@@ -175,10 +181,6 @@ def write_dzi_page(descriptor: Path, title: str | None = None) -> Path:
     descriptor = Path(descriptor)
     grid, suffix = read_dzi(descriptor)
     return write_page(descriptor.parent, dzi_page(descriptor.stem, grid, suffix, title))
-
-
-#: Layouts drawn by the graph page.
-GRAPH_LAYOUTS = ("graph-json",)
 
 
 def graph_page(name: str, *, title: str | None = None, budget: int = 5000) -> Page:
