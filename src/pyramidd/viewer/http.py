@@ -36,6 +36,7 @@ class _VisibleFiles(StaticFiles):
     """Static files minus hidden entries: a build in progress stays invisible."""
 
     async def get_response(self, path: str, scope: Scope) -> Response:
+        """404 for any path through a hidden entry, else the file."""
         if any(part.startswith(".") for part in Path(path).parts):
             raise HTTPException(status_code=404)
         return await super().get_response(path, scope)
