@@ -28,6 +28,7 @@ from .grid import Grid, TileKey
 from .options import BuildOptions
 from .pool import WorkerPool
 from .scheduler import StealingScheduler
+from .sinks.staging import Staging
 from .toplevels import Task, TopLevels, inputs
 
 Progress = Callable[[int, int], None]
@@ -107,6 +108,7 @@ async def build(
             with anyio.CancelScope(shield=True):
                 await _forget(pool, build_id, (slots.name,))
                 slots.close()
+        await anyio.to_thread.run_sync(_staged_hook, hook, sink, grid, options)
         await anyio.to_thread.run_sync(sink.finish)
     except BaseException as exc:
         with anyio.CancelScope(shield=True):
@@ -138,6 +140,17 @@ async def build(
         input=input, output=output, layout=options.layout, summary=summary.as_dict(), error=None
     )
     return summary
+
+
+def _staged_hook(hook: Any, sink: Any, grid: Grid, options: BuildOptions) -> None:
+    """Let plugins add files (a viewer page) to a sink that builds in a staging folder."""
+    staging = getattr(sink, "staging", None)
+    if not isinstance(staging, Staging):
+        return
+    added = hook.pyramidd_output_staged(
+        staging=staging.new, output=sink.output, layout=options.layout, grid=grid, options=options
+    )
+    staging.add_entries(name for names in added if names for name in names)
 
 
 def _slot_pool(grid: Grid, workers: int, slot_bytes: int) -> shm.SlotPool:

@@ -246,6 +246,15 @@ class Staging:
         state["_lock_fd"] = None
         return state
 
+    def add_entries(self, names: Iterable[str]) -> None:
+        """Add entries written after :meth:`start` (a viewer page, say).
+
+        They are moved into place with the others, before the descriptor, so a reader
+        never sees them without the pyramid.
+        """
+        extra = [check_name(n) for n in names if n not in self.entries]
+        self.entries = (*self.entries[:-1], *extra, self.entries[-1])
+
     # ---- where things are
 
     @property
