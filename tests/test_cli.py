@@ -1,0 +1,95 @@
+"""The ``pyramidd`` command as a user runs it: real processes, real files."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+PYRAMIDD = [sys.executable, "-m", "pyramidd.cli"]
+
+
+def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*PYRAMIDD, *args], capture_output=True, text=True, timeout=120, cwd=cwd)
+
+
+@pytest.fixture
+def image(tmp_path: Path) -> Path:
+    path = tmp_path / "in.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (300, 500, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+def test_build_prints_one_summary_line_and_no_progress_on_a_pipe(tmp_path, image):
+    r = run("build", str(image), str(tmp_path / "out"), "--workers", "2")
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == ""  # no progress bar when stderr is not a terminal
+    lines = r.stdout.strip().splitlines()
+    assert len(lines) == 1
+    assert re.fullmatch(
+        r"pyramidd: .*out\.dzi: 10 levels, 13 tiles, [\d.]+ (KiB|MiB), [\d.]+s, "
+        r"peak memory [\d.]+ MiB \(process tree\)",
+        lines[0],
+    ), lines[0]
+    assert (tmp_path / "out.dzi").exists()
+    assert (tmp_path / "out_files" / "9" / "1_1.jpg").exists()
+
+
+def _bad_inputs(tmp: Path, image: Path) -> dict[str, tuple[list[str], str]]:
+    empty = tmp / "empty.png"
+    empty.write_bytes(b"")
+    truncated = tmp / "truncated.png"
+    truncated.write_bytes(image.read_bytes()[:400])
+    corrupt = tmp / "corrupt.png"
+    data = bytearray(image.read_bytes())
+    data[100:300] = bytes(200)
+    corrupt.write_bytes(bytes(data))
+    text = tmp / "notes.txt"
+    text.write_text("not an image\n")
+    bomb = tmp / "bomb.png"
+    Image.new("L", (20000, 20000)).save(bomb, optimize=True)
+    out = str(tmp / "out")
+    return {
+        "missing": ([str(tmp / "nope.png"), out], "no such file"),
+        "folder": ([str(tmp), out], "folder"),
+        "empty": ([str(empty), out], "empty"),
+        "truncated": ([str(truncated), out], "truncated"),
+        "corrupt": ([str(corrupt), out], "corrupt.png"),
+        "unsupported": ([str(text), out], "not a format"),
+        "too many pixels": ([str(bomb), out, "--max-pixels", "100000000"], "--max-pixels"),
+        "unwritable output": ([str(image), "/proc/pyramidd-out"], "/proc"),
+        "tile size 0": ([str(image), out, "--tile-size", "0"], "--tile-size"),
+        "overlap too big": ([str(image), out, "--overlap", "254"], "overlap"),
+        "bad layout": ([str(image), out, "--layout", "nope"], "no sink called 'nope'"),
+        "bad colour": ([str(image), out, "--background", "blurple!"], "--background"),
+    }
+
+
+def test_bad_input_and_options_give_one_clear_line(tmp_path, image):
+    for name, (args, words) in _bad_inputs(tmp_path, image).items():
+        r = run("build", *args, "--workers", "1")
+        assert r.returncode == 2, (name, r.stdout, r.stderr)
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("pyramidd: error: "), (name, r.stderr)
+        assert words.lower() in lines[0].lower(), (name, lines[0])
+        assert "Traceback" not in r.stderr
+        assert not (tmp_path / "out.dzi").exists() and not (tmp_path / "out_files").exists(), name
+        assert not [p for p in tmp_path.iterdir() if "staging" in p.name], name
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    r = run("build", str(tmp_path / "nope.png"), str(tmp_path / "out"), "--debug")
+    assert r.returncode != 0 and "Traceback" in r.stderr
+
+
+def test_plugins_lists_the_built_in_formats():
+    r = run("plugins")
+    assert r.returncode == 0
+    for line in ("sink dzi", "sink tms", "sink xyz", "source tiff", "source pillow", "source npy",
+                 "resampler box", "resampler nearest", "resampler smooth"):
+        assert line in r.stdout
