@@ -14,7 +14,8 @@ PACKAGES = sorted(p.name for p in PLUGINS.iterdir() if (p / "pyproject.toml").is
 
 
 def test_every_plugin_package_is_complete():
-    assert {"pyramidd-mbtiles", "pyramidd-openslide", "pyramidd-plugin-template"} <= set(PACKAGES)
+    assert {"pyramidd-mbtiles", "pyramidd-openslide", "pyramidd-plugin-template",
+            "pyramidd-iiif"} <= set(PACKAGES)
     for name in PACKAGES:
         folder = PLUGINS / name
         assert (folder / "README.md").is_file(), f"{name} has no README"
