@@ -18,7 +18,6 @@ import pytest
 from PIL import Image
 
 from pyramidd.testing import gradient, write_image
-from pyramidd.viewer import pages
 from pyramidd.viewer.assets import ViewerAssetsMissing, node_modules
 from pyramidd.viewer.browser import Browser, find_chromium
 
@@ -81,21 +80,11 @@ def build(tmp_path: Path, layout: str, name: str) -> tuple[np.ndarray, Path]:
     return image, out
 
 
-def ensure_page(out: Path, layout: str, name: str) -> str:
-    """The page the build wrote; written here when the engine does not call the
-    viewer hook (``pyramidd_output_staged``) yet."""
-    if layout == "dzi":
-        path = out / f"{name}.html"
-        if not path.exists():
-            pages.write_dzi_page(out / f"{name}.dzi")
-        return f"{name}.html"
-    path = out / name / "index.html"
-    if not path.exists():
-        from pyramidd.grid import Grid
-
-        grid = Grid(WIDTH, HEIGHT, 256, 0, "onetile")
-        pages.write_page(out, pages.map_page(layout, name, grid, "png"))
-    return f"{name}/"
+def page_of(out: Path, layout: str, name: str) -> str:
+    """The viewer page the build published with the pyramid, relative to ``out``."""
+    path = out / (f"{name}.html" if layout == "dzi" else f"{name}/index.html")
+    assert path.is_file(), f"pyramidd build wrote no viewer page for the {layout} pyramid"
+    return f"{name}.html" if layout == "dzi" else f"{name}/"
 
 
 def view(browser: Browser, url: str, zoom: int, x: int, y: int) -> tuple[np.ndarray, list]:
@@ -143,7 +132,7 @@ def check_pixels(shot: np.ndarray, image: np.ndarray, cx: int, cy: int, scale: f
 
 def test_dzi_page_in_openseadragon(tmp_path, serve, browser):
     image, out = build(tmp_path, "dzi", "photo")
-    url = serve(out) + ensure_page(out, "dzi", "photo")
+    url = serve(out) + page_of(out, "dzi", "photo")
     cx, cy = 700, 500
     shot, responses = view(browser, url, ZOOM, cx, cy)
     tiles = check_tiles(responses, "photo_files/")
@@ -155,7 +144,7 @@ def test_dzi_page_in_openseadragon(tmp_path, serve, browser):
 @pytest.mark.parametrize("layout", ["tms", "xyz"])
 def test_tile_map_page_in_leaflet(tmp_path, serve, browser, layout):
     image, out = build(tmp_path, layout, "map")
-    url = serve(out) + ensure_page(out, layout, "map")
+    url = serve(out) + page_of(out, layout, "map")
     cx, cy = 700, 500
     from pyramidd.grid import Grid
 
@@ -224,7 +213,7 @@ def serve_outputs() -> Iterator:
 
 def test_listing_then_viewer_through_the_outputs_app(tmp_path, serve_outputs, browser):
     image, out = build(tmp_path, "dzi", "photo")
-    ensure_page(out, "dzi", "photo")
+    page_of(out, "dzi", "photo")
     base = serve_outputs({"photos": out})
     page = browser.new_page(VIEW_W, VIEW_H)
     page.goto(base + "photos/")
