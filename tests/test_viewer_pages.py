@@ -176,3 +176,16 @@ def test_pyramidd_build_writes_the_page_with_the_pyramid(tmp_path, layout, page)
     text = (tmp_path / "out" / page).read_text()
     assert f'<meta name="pyramidd-layout" content="{layout}">' in text
     assert not [p for p in (tmp_path / "out").iterdir() if "staging" in p.name]
+
+
+def test_disabling_the_viewer_plugin_builds_without_a_page(tmp_path):
+    import subprocess
+    import sys
+
+    from pyramidd.testing import gradient, write_image
+
+    source = write_image(tmp_path / "in.png", gradient(300, 200))
+    subprocess.run([sys.executable, "-m", "pyramidd.cli", "build", str(source),
+                    str(tmp_path / "out" / "photo"), "--disable-plugin", "viewer", "--workers", "1"],
+                   check=True, capture_output=True, timeout=120)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["photo.dzi", "photo_files"]
