@@ -90,13 +90,24 @@ class FolderWatcher:
             await anyio.to_thread.run_sync(lambda: probe.unlink(missing_ok=True))
 
     async def _events(self) -> None:
-        async for changes in awatch(self.watch.folder, watch_filter=None, recursive=False,
-                                    debounce=200, step=20, stop_event=self._stop,
-                                    rust_timeout=1000):
-            if not self._armed.is_set() and any(
-                    os.path.basename(path) == self._probe for _, path in changes):
-                self._armed.set()
-            self._changed.set()
+        while not self._stop.is_set():
+            try:
+                async for changes in awatch(self.watch.folder, watch_filter=None,
+                                            recursive=False, debounce=200, step=20,
+                                            stop_event=self._stop, rust_timeout=1000):
+                    if not self._armed.is_set() and any(
+                            os.path.basename(path) == self._probe for _, path in changes):
+                        self._armed.set()
+                    self._changed.set()
+            except Exception as exc:
+                # watchfiles gives up on a whole batch when one name is not UTF-8; a
+                # full look at the folder sees what the batch held, then watch again.
+                while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+                    exc = exc.exceptions[0]
+                log.warning("folder events lost; looking at the whole folder",
+                            watch=self.watch.name, error=str(exc))
+                self._changed.set()
+                await anyio.sleep(0.1)
 
     async def _looks(self) -> None:
         next_rescan = time.monotonic()
@@ -112,7 +123,12 @@ class FolderWatcher:
 
     async def look(self) -> float | None:
         """List the folder once, queue what settled; seconds until something else may settle."""
-        entries = await anyio.to_thread.run_sync(list_folder, self.watch.folder)
+        try:
+            entries = await anyio.to_thread.run_sync(list_folder, self.watch.folder)
+        except OSError as exc:  # folder removed or unmounted: say so, try again at the next rescan
+            log.error("cannot list the drop folder", watch=self.watch.name,
+                      folder=str(self.watch.folder), error=str(exc))
+            return None
         result = plan(entries, self._seen, self.watch, time.monotonic(), time.time())
         self._seen = result.seen
         if self.on_look is not None:
