@@ -186,11 +186,12 @@ def write_dzi_page(descriptor: Path, title: str | None = None) -> Path:
 def graph_page(name: str, *, title: str | None = None, budget: int = 5000) -> Page:
     """The sigma.js page ``NAME/index.html`` of a graph pyramid in ``NAME/``.
 
-    It reads ``index.json`` and asks it, as the service's rectangle query does, for the
-    files covering the visible rectangle within ``budget`` objects, fetches them and
-    draws them; zooming in swaps coarse sparsified files for deeper ones. It must be
-    served over HTTP (the service, or any static server): browsers do not let a page
-    opened from ``file://`` fetch files.
+    For the visible rectangle it asks for the files covering it within ``budget``
+    objects, fetches and draws them; zooming in swaps coarse sparsified files for
+    deeper ones. Opened as ``NAME/?api=/graph/NAME`` it asks the service's query API
+    (:mod:`pyramidd.graph.api`, ``GET .../cover``); opened plainly it runs the same
+    query itself over ``index.json``, so any static server will do. It must be served
+    over HTTP: browsers do not let a page opened from ``file://`` fetch files.
     """
     title = title or name
     config = {
