@@ -160,6 +160,17 @@ def test_outputs_app_serves_listing_files_and_hides_staging(tmp_path):
     assert client.get("/", follow_redirects=False).headers["location"].endswith("/photos/")
 
 
+def test_graph_pages_are_linked_to_the_query_api(tmp_path):
+    from starlette.testclient import TestClient
+
+    from pyramidd.viewer.http import outputs_app
+
+    write_page(tmp_path, graph_page("net"))
+    client = TestClient(outputs_app({"graphs": tmp_path}, graph_api={"graphs": "/graph"}))
+    assert 'href="net/?api=/graph/net"' in client.get("/graphs/").text
+    assert 'href="net/"' in listing_html(tmp_path)
+
+
 @pytest.mark.parametrize("layout,page", [("dzi", "photo.html"), ("xyz", "photo/index.html")])
 def test_pyramidd_build_writes_the_page_with_the_pyramid(tmp_path, layout, page):
     import os

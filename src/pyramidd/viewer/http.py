@@ -42,9 +42,16 @@ class _VisibleFiles(StaticFiles):
         return await super().get_response(path, scope)
 
 
-def outputs_app(folders: Mapping[str, Path], *, title: str = "pyramids") -> Starlette:
-    """An ASGI app serving ``folders`` (URL name → output folder) with listings."""
+def outputs_app(folders: Mapping[str, Path], *, title: str = "pyramids",
+                graph_api: Mapping[str, str] | None = None) -> Starlette:
+    """An ASGI app serving ``folders`` (URL name → output folder) with listings.
+
+    ``graph_api`` maps a folder's URL name to the URL where the service's graph query
+    router serves that folder (``{"graphs": "/graph"}``): its graph pages then ask
+    that API for the files of the view.
+    """
     folders = {name: Path(path) for name, path in folders.items()}
+    graph_api = dict(graph_api or {})
 
     async def index(request: Request) -> Response:
         if len(folders) == 1:
@@ -61,7 +68,8 @@ def outputs_app(folders: Mapping[str, Path], *, title: str = "pyramids") -> Star
     def listing(name: str, path: Path):  # type: ignore[no-untyped-def]
         async def endpoint(request: Request) -> Response:
             # Links relative to the folder's own URL, so any mount point works.
-            return HTMLResponse(listing_html(path, prefix="", title=f"{title}: {name}"))
+            return HTMLResponse(listing_html(path, prefix="", title=f"{title}: {name}",
+                                             graph_api=graph_api.get(name)))
 
         return endpoint
 

@@ -108,14 +108,20 @@ def _listed(name: str, href: str, metas: dict[str, str], base: str, page: Path) 
     )
 
 
-def listing_html(root: Path, prefix: str = "", title: str = "pyramids") -> str:
+def listing_html(root: Path, prefix: str = "", title: str = "pyramids",
+                 graph_api: str | None = None) -> str:
     """The listing page of ``root``. Links are ``prefix`` + the path under ``root``, so
     the page works wherever the folder is mounted (``prefix="/outputs/"``) or as
-    ``index.html`` inside it (``prefix=""``)."""
+    ``index.html`` inside it (``prefix=""``). With ``graph_api`` (the URL where the
+    service's graph router serves this folder, e.g. ``/graph``), graph pages directly
+    in the folder are opened on that API (``NAME/?api=/graph/NAME``)."""
     pyramids = find_pyramids(root)
     cards = []
     for p in pyramids:
-        href = html.escape(prefix + quote(p.href))
+        target = prefix + quote(p.href)
+        if graph_api and p.layout == "graph" and p.href.count("/") == 1:
+            target += "?api=" + quote(f"{graph_api.rstrip('/')}/{p.href.rstrip('/')}")
+        href = html.escape(target)
         thumb = (
             f'<img src="{html.escape(prefix + quote(p.thumbnail))}" alt="" loading="lazy">'
             if p.thumbnail else f'<span class="none">{html.escape(p.layout.upper())}</span>'
