@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+from ..errors import PyramiddError
 from .config import DEFAULT_PATH, ConfigError, load_config
 
 
@@ -48,10 +49,25 @@ def run_command(args: argparse.Namespace) -> int:
     logs.configure(config.log.level, config.log.format)
     try:
         anyio.run(Service(config).run)
-    except ConfigError as exc:  # the state folder is taken, for one
-        print(f"pyramidd: {exc}", file=sys.stderr)
+    except (PyramiddError, BaseExceptionGroup) as exc:  # state folder taken, port busy, ...
+        user = _user_error(exc)
+        if user is None:
+            raise
+        print(f"pyramidd: {user}", file=sys.stderr)
         return 2
     return 0
+
+
+def _user_error(exc: BaseException) -> PyramiddError | None:
+    """The first error a user can fix inside ``exc`` (task groups wrap them)."""
+    if isinstance(exc, PyramiddError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _user_error(inner)
+            if found is not None:
+                return found
+    return None
 
 
 def status_command(args: argparse.Namespace) -> int:

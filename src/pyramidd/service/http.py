@@ -19,6 +19,7 @@ from anyio.abc import TaskStatus
 from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 
+from .config import ConfigError
 from .metrics import CONTENT_TYPE_LATEST, Metrics
 from .status import State, address_file
 
@@ -74,7 +75,11 @@ async def serve(app: FastAPI, host: str, port: int, state_dir: Path, *,
     from hypercorn.asyncio import serve as hypercorn_serve
     from hypercorn.config import Config
 
-    sock = listen(host, port)
+    try:
+        sock = listen(host, port)
+    except OSError as exc:
+        raise ConfigError(f"http.bind: cannot listen on {host}:{port}: {exc.strerror or exc};"
+                          " choose another address or port (0 picks a free one)") from None
     bound_host, bound_port = sock.getsockname()[:2]
     config = Config()
     config.bind = [f"fd://{sock.detach()}"]  # hypercorn owns and closes it from here

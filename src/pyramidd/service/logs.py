@@ -49,6 +49,29 @@ def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = No
     root.setLevel(max(_LEVELS.get(level, logging.INFO), logging.WARNING))
 
 
+def configure_worker(level: str = "info") -> None:
+    """Send this render worker's structlog events to the service instead of stderr.
+
+    Call once in each worker at start. Events travel as plain dicts over the worker's
+    pipe (``pyramidd.worker.send_log``) and come out of :func:`forward` in the service.
+    """
+    from .. import worker
+
+    def send(logger: Any, method: str, event_dict: dict[str, Any]) -> str:
+        payload = {k: v if isinstance(v, (str, int, float, bool, type(None))) else repr(v)
+                   for k, v in event_dict.items()}
+        payload.setdefault("level", method)
+        worker.send_log(payload)
+        raise structlog.DropEvent
+
+    structlog.configure(
+        processors=[structlog.contextvars.merge_contextvars,
+                    structlog.processors.format_exc_info, send],
+        wrapper_class=structlog.make_filtering_bound_logger(_LEVELS.get(level, logging.INFO)),
+        cache_logger_on_first_use=False,
+    )
+
+
 def forward(event: dict[str, Any]) -> None:
     """Re-emit a log event a render worker sent, keeping its fields (``worker``, ``pid``...)."""
     event = dict(event)

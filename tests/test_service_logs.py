@@ -1,0 +1,71 @@
+"""Logging: JSON lines off a terminal, and render workers' events in the service's log."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from pathlib import Path
+
+import anyio
+import pytest
+import structlog
+
+from pyramidd.service import logs
+from pyramidd.service.testing import deadline
+
+
+@pytest.fixture(autouse=True)
+def _restore_structlog():
+    with deadline(60):
+        yield
+    structlog.reset_defaults()
+
+
+def test_json_when_not_a_terminal():
+    out = io.StringIO()
+    logs.configure("info", "auto", stream=out)
+    structlog.get_logger("t").info("job done", input="a.png", tiles=3)
+    structlog.get_logger("t").debug("hidden")
+    event = json.loads(out.getvalue())
+    assert event["event"] == "job done" and event["tiles"] == 3 and event["level"] == "info"
+    assert "timestamp" in event and len(out.getvalue().splitlines()) == 1
+
+
+def test_forwarded_worker_events_keep_their_fields():
+    out = io.StringIO()
+    logs.configure("info", "json", stream=out)
+    logs.forward({"event": "tile written", "level": "warning", "worker": 1, "pid": 42,
+                  "timestamp": "x"})
+    event = json.loads(out.getvalue())
+    assert event["event"] == "tile written" and event["level"] == "warning"
+    assert event["worker"] == 1 and event["pid"] == 42 and event["source"] == "worker"
+
+
+def log_in_worker() -> None:
+    """A task: log an event the way plugin code in a worker would."""
+    structlog.get_logger("plugin").warning("slow codec", seconds=2.5, path=object())
+
+
+def test_events_logged_in_a_real_render_worker_reach_the_service_log(monkeypatch):
+    from pyramidd.pool import WorkerPool
+
+    # The worker imports this module to run log_in_worker.
+    here = str(Path(__file__).parent)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [here, os.environ.get("PYTHONPATH")])))
+
+    out = io.StringIO()
+    logs.configure("info", "json", stream=out)
+
+    async def main() -> None:
+        async with WorkerPool(1, on_log=logs.forward) as pool:
+            await pool.run(logs.configure_worker)
+            await pool.run(log_in_worker)
+            with anyio.fail_after(10):
+                while "slow codec" not in out.getvalue():
+                    await anyio.sleep(0.02)
+
+    anyio.run(main)
+    event = json.loads([line for line in out.getvalue().splitlines() if "slow codec" in line][0])
+    assert event["level"] == "warning" and event["seconds"] == 2.5 and event["worker"] == 0
+    assert event["source"] == "worker" and event["path"].startswith("<object")
