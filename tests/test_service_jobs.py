@@ -328,3 +328,36 @@ async def test_http_status_and_metrics(tmp_path):
     assert 'pyramidd_jobs_total{outcome="failed",watch="w"} 1.0' in metrics
     assert "pyramidd_queue_capacity 64.0" in metrics
     assert not (config.state_dir / "http.json").exists()
+
+
+async def test_watchdog_pings_while_idle_and_stop_while_a_job_hangs(tmp_path):
+    import socket as socketlib
+
+    config = make_config(tmp_path, stop_timeout=0.3)
+    sock_path = tmp_path / "notify"
+    sock = socketlib.socket(socketlib.AF_UNIX, socketlib.SOCK_DGRAM)
+    sock.bind(str(sock_path))
+    sock.setblocking(False)
+
+    def pings() -> int:
+        n = 0
+        while True:
+            try:
+                n += sock.recv(4096) == b"WATCHDOG=1"
+            except BlockingIOError:
+                return n
+
+    notifier = Notifier(environ={"NOTIFY_SOCKET": str(sock_path), "WATCHDOG_USEC": "400000"})
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    service = Service(config, build=StandIn(), pool_factory=FakePool, notifier=notifier)
+    async with running(service):
+        await anyio.sleep(0.8)
+        assert pings() >= 2  # idle: alive
+        (drop / "stuck.png").write_bytes(b"hang")
+        await until(lambda: service.state.running)
+        await anyio.sleep(0.6)  # longer than the watchdog period: the job is stuck
+        pings()
+        await anyio.sleep(1.0)
+        assert pings() == 0  # withheld: systemd would restart the service
+    sock.close()

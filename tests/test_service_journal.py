@@ -105,3 +105,17 @@ def test_journal_lines_are_ascii_json(tmp_path):
     j.close()
     entry = json.loads((tmp_path / "j").read_bytes().decode("ascii"))
     assert replace(job("1", name=entry["name"])).name.encode("utf-8", "surrogateescape") == b"\xe9t\xe9.png"
+
+
+def test_the_journal_compacts_itself_while_it_runs(tmp_path):
+    path = tmp_path / "journal.jsonl"
+    j = Journal(path, compact_every=50)
+    j.open()
+    j.claim(job("open", "claiming", name="keep.png"))
+    for i in range(1000):
+        j.claim(job(f"j{i}", "claiming"))
+        j.write("claimed", f"j{i}")
+        j.write("closed", f"j{i}")
+    assert len(path.read_text().splitlines()) < 60
+    assert set(replay(path)) == {"open"} and set(j.open_jobs()) == {"open"}
+    j.close()

@@ -100,34 +100,49 @@ def _fsync_dir(path: Path) -> None:
 
 
 class Journal:
-    """The journal file of one service; one writer at a time (a process-wide lock)."""
+    """The journal file of one service; one writer at a time (a process-wide lock).
 
-    def __init__(self, path: Path) -> None:
+    It keeps the open jobs in memory as it writes, and rewrites itself with only those
+    every ``compact_every`` entries, so a service that runs for years keeps a journal
+    the size of its open jobs, not of its history.
+    """
+
+    def __init__(self, path: Path, compact_every: int = 10_000) -> None:
         self.path = path
+        self.compact_every = compact_every
         self._lock = threading.Lock()
         self._fd: int | None = None
+        self._jobs: dict[str, JobRecord] = {}
+        self._appended = 0
 
     def open(self) -> dict[str, JobRecord]:
         """Replay the journal, rewrite it with only the open jobs, and open it for appending."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         jobs = replay(self.path)
-        self.rewrite(jobs.values())
+        with self._lock:
+            self._jobs = dict(jobs)
+            self._rewrite()
         return jobs
 
-    def rewrite(self, jobs: Any) -> None:
-        """Replace the file with one ``claim`` line per open job (atomically)."""
+    def open_jobs(self) -> dict[str, JobRecord]:
+        """The jobs the journal holds open now."""
         with self._lock:
-            tmp = self.path.with_name(self.path.name + ".tmp")
-            with open(tmp, "wb") as f:
-                for job in jobs:
-                    f.write(_line({"op": "claim", **asdict(job)}))
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-            _fsync_dir(self.path.parent)
-            if self._fd is not None:
-                os.close(self._fd)
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+            return dict(self._jobs)
+
+    def _rewrite(self) -> None:
+        """Replace the file with one ``claim`` line per open job (atomically). Lock held."""
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        with open(tmp, "wb") as f:
+            for job in self._jobs.values():
+                f.write(_line({"op": "claim", **asdict(job)}))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
+        _fsync_dir(self.path.parent)
+        if self._fd is not None:
+            os.close(self._fd)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+        self._appended = 0
 
     def write(self, op: str, job_id: str, **fields: Any) -> None:
         """Append one entry and fsync it before returning."""
@@ -144,6 +159,10 @@ class Journal:
                 raise RuntimeError("journal is not open")
             os.write(self._fd, data)
             os.fsync(self._fd)
+            apply(self._jobs, entry)
+            self._appended += 1
+            if self._appended >= self.compact_every:
+                self._rewrite()
 
     def close(self) -> None:
         """Close the file (entries are already on disk)."""
