@@ -115,12 +115,17 @@ def cmd_build(args: argparse.Namespace) -> int:
     from .engine import build
     from .pool import WorkerPool
 
-    options = build_options(args)
-    options.check()
     if not args.input.exists():
         raise InputError(f"{args.input}: no such file")
     if args.input.is_dir():
         raise InputError(f"{args.input}: is a folder, not a file")
+    if args.layout is None:
+        from . import plugins
+
+        hook = plugins.load(args.disable_plugin).pm.hook
+        args.layout = hook.pyramidd_choose_layout(path=args.input, options=vars(args).copy())
+    options = build_options(args)
+    options.check()
     graph = _graph_builder(args.input, args.layout, args.disable_plugin)
     bar = ProgressBar()
 
@@ -138,6 +143,8 @@ def cmd_build(args: argparse.Namespace) -> int:
             summary = anyio.run(main)
         finally:
             bar.close()
+    if summary.get("source_report"):
+        print(summary["source_report"])
     print(summary_line(summary, memory.peak))
     return 0
 
@@ -168,7 +175,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     for entry in loaded.registry.entries.values():
         by_plugin.setdefault(entry.plugin, []).append(f"{entry.kind} {entry.name}")
     for name, plugin in sorted(loaded.pm.list_name_plugin()):
-        module = getattr(plugin, "__name__", type(plugin).__name__)
+        module = "disabled" if plugin is None else getattr(plugin, "__name__", type(plugin).__name__)
         print(f"{name} ({module})")
         for item in sorted(by_plugin.get(name, [])):
             print(f"    {item}")

@@ -51,10 +51,18 @@ class BuildSummary:
     builder_level: int
     subtrees: int
     steals: int
+    #: What the source has to tell the user (a warp's GCP residuals), if anything.
+    source_report: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """Plain dict, for logs, hooks and JSON."""
         return asdict(self)
+
+
+def _report(source: Any) -> str | None:
+    """A source's optional ``report()``: human-readable facts about how it read the input."""
+    report = getattr(source, "report", None)
+    return report() if callable(report) else None
 
 
 def _is_prepared(source: Any) -> bool:
@@ -135,6 +143,7 @@ async def build(
         builder_level=plan.builder_level,
         subtrees=len(plan.subtrees),
         steals=steals,
+        source_report=_report(source),
     )
     hook.pyramidd_build_finished(
         input=input, output=output, layout=options.layout, summary=summary.as_dict(), error=None

@@ -18,7 +18,7 @@ from typing import Any, Iterable
 import pluggy
 
 from . import hookspecs
-from .errors import OptionError, PluginError, UnsupportedInput
+from .errors import OptionError, PluginError, PyramiddError, UnsupportedInput
 from .formats import Resampler, SinkFormat, Source, SourceFormat
 from .options import BuildOptions
 
@@ -95,7 +95,15 @@ class Registry:
             self.of_kind("source"), key=lambda e: -getattr(e.obj, "priority", 0)
         )
         for entry in formats:
-            source = entry.obj.probe(path, options)
+            try:
+                source = entry.obj.probe(path, options)
+            except PyramiddError:
+                raise
+            except Exception as exc:  # a plugin's bug fails this file, named, not the process
+                raise PluginError(
+                    f"{path.name}: source plugin {entry.plugin!r} ({entry.name}) failed while "
+                    f"reading it: {type(exc).__name__}: {exc}"
+                ) from exc
             if source is not None:
                 return source
         names = ", ".join(e.name for e in formats)
