@@ -80,6 +80,7 @@ def test_unknown_keys_are_named_with_a_suggestion():
     ("layout", "nope", "watch[0].layout: no layout called 'nope'"),
     ("resampler", "nope", "watch[0].resampler: no resampler called 'nope'"),
     ("name", "bad name", "watch[0].name: 'bad name' must be letters"),
+    ("sidecars", ["points"], "watch[0].sidecars: must be a list of name endings"),
 ])
 def test_bad_watch_values_name_the_key(key, value, expected):
     table = base(**{key: value})

@@ -361,3 +361,20 @@ async def test_watchdog_pings_while_idle_and_stop_while_a_job_hangs(tmp_path):
         await anyio.sleep(1.0)
         assert pings() == 0  # withheld: systemd would restart the service
     sock.close()
+
+
+async def test_sidecars_travel_with_their_input(tmp_path):
+    config = make_config(tmp_path)
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    (drop / "a.png").write_bytes(b"fine")
+    (drop / "a.png.points").write_bytes(b"gcps")
+    (drop / "b.png").write_bytes(b"bad")
+    (drop / "b.png.aux.xml").write_bytes(b"<xml/>")
+    build = StandIn()
+    async with running(Service(config, build=build, pool_factory=FakePool)) as service:
+        await until(lambda: service.state.done + service.state.failed == 2)
+    assert build.built == ["a.png"]
+    assert listing(drop / "done") == ["a.png", "a.png.points"]
+    assert listing(drop / "failed") == ["b.png", "b.png.aux.xml", "b.png.error.json"]
+    assert listing(drop / "processing") == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -119,3 +120,18 @@ def test_the_journal_compacts_itself_while_it_runs(tmp_path):
     assert len(path.read_text().splitlines()) < 60
     assert set(replay(path)) == {"open"} and set(j.open_jobs()) == {"open"}
     j.close()
+
+
+def test_recovery_finishes_a_claim_cut_short(tmp_path):
+    cfg = parse_config({"state_dir": str(tmp_path / "s"), "watch": [
+        {"name": "w", "folder": str(tmp_path / "d"), "output": str(tmp_path / "o"),
+         "done_marker": True}]})
+    w = cfg.watches[0]
+    w.processing.mkdir(parents=True)
+    (w.processing / "a.png").write_bytes(b"x")
+    (w.folder / "a.png.points").write_bytes(b"g")  # the crash came before its move
+    (w.folder / "a.png.done").touch()  # and before the marker's removal
+    decisions = scan({"1": job("1", name="a.png")}, cfg)
+    assert [(d.job.name, d.action) for d in decisions] == [("a.png", "redo")]
+    assert sorted(os.listdir(w.processing)) == ["a.png", "a.png.points"]
+    assert not (w.folder / "a.png.done").exists()

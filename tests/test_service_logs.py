@@ -32,6 +32,17 @@ def test_json_when_not_a_terminal():
     assert "timestamp" in event and len(out.getvalue().splitlines()) == 1
 
 
+def test_library_logs_are_json_lines_too():
+    import logging
+
+    out = io.StringIO()
+    logs.configure("info", "json", stream=out)
+    logging.getLogger("hypercorn.error").warning("port %d busy", 8765)
+    event = json.loads(out.getvalue())
+    assert event["event"] == "port 8765 busy" and event["level"] == "warning"
+    assert event["logger"] == "hypercorn.error"
+
+
 def test_forwarded_worker_events_keep_their_fields():
     out = io.StringIO()
     logs.configure("info", "json", stream=out)

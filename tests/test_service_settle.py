@@ -73,3 +73,12 @@ def test_unchanged():
     assert unchanged(f("a"), f("a"))
     assert not unchanged(f("a"), f("a", size=11))
     assert not unchanged(f("a"), f("a", regular=False, symlink=True))
+
+
+def test_sidecars_are_not_inputs_and_hold_their_input_until_they_settle():
+    w = WatchConfig(name="w", folder=Path("/d"), output=Path("/o"), settle_time=1.0, min_age=0)
+    p = plan([f("a.tif"), f("a.tif.points", size=5), f("b.aux.xml")], {}, w, 0.0, 1000.0)
+    p = plan([f("a.tif"), f("a.tif.points", size=9), f("b.aux.xml")], p.seen, w, 1.5, 1001.5)
+    assert p.ready == []  # the sidecar grew: its image waits
+    p = plan([f("a.tif"), f("a.tif.points", size=9), f("b.aux.xml")], p.seen, w, 2.6, 1002.6)
+    assert [e.name for e in p.ready] == ["a.tif"]

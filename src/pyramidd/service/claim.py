@@ -46,6 +46,7 @@ def claim(watch: WatchConfig, name: str) -> Path:
     if os.path.lexists(dst):
         raise FileExistsError(dst)
     os.rename(src, dst)
+    carry_sidecars(watch, name)
     fsync_dir(watch.processing)
     fsync_dir(watch.folder)
     if watch.done_marker:
@@ -53,6 +54,28 @@ def claim(watch: WatchConfig, name: str) -> Path:
             os.unlink(watch.folder / marker_name(name))
         except FileNotFoundError:
             pass
+    return dst
+
+
+def carry_sidecars(watch: WatchConfig, name: str) -> None:
+    """Move ``NAME.points`` and the like from the drop folder to ``processing/`` beside NAME.
+
+    Idempotent, so recovery calls it again for a claim a crash cut short.
+    """
+    for suffix in watch.sidecars:
+        src = watch.folder / (name + suffix)
+        dst = watch.processing / (name + suffix)
+        if os.path.lexists(src) and not os.path.lexists(dst):
+            os.rename(src, dst)
+
+
+def _move_with_sidecars(watch: WatchConfig, name: str, folder: Path, final: str) -> Path:
+    for suffix in watch.sidecars:
+        side = watch.processing / (name + suffix)
+        if os.path.lexists(side):
+            os.rename(side, folder / (final + suffix))
+    dst = folder / final
+    os.rename(watch.processing / name, dst)
     return dst
 
 
@@ -83,11 +106,17 @@ def finish_done(watch: WatchConfig, name: str) -> Path | None:
     if not os.path.lexists(src):
         return None
     if watch.on_success == "delete":
+        for suffix in watch.sidecars:
+            try:
+                os.unlink(watch.processing / (name + suffix))
+            except FileNotFoundError:
+                pass
         os.unlink(src)
         fsync_dir(watch.processing)
         return None
-    dst = watch.done / unique_name(watch.done, name)
-    os.rename(src, dst)
+    final = unique_name(watch.done, name, also=watch.sidecars)
+    # The input moves last: while it is in processing/, recovery knows the job is open.
+    dst = _move_with_sidecars(watch, name, watch.done, final)
     fsync_dir(watch.done)
     fsync_dir(watch.processing)
     return dst
@@ -98,7 +127,7 @@ def finish_failed(watch: WatchConfig, name: str, report: dict[str, Any]) -> Path
     src = watch.processing / name
     if not os.path.lexists(src):
         return None
-    final = unique_name(watch.failed, name, also=(".error.json",))
+    final = unique_name(watch.failed, name, also=(".error.json", *watch.sidecars))
     error_path = watch.failed / (final + ".error.json")
     tmp = watch.failed / f".{final}.error.json.tmp"
     with open(tmp, "w", encoding="utf-8") as f:
@@ -107,8 +136,7 @@ def finish_failed(watch: WatchConfig, name: str, report: dict[str, Any]) -> Path
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, error_path)
-    dst = watch.failed / final
-    os.rename(src, dst)
+    dst = _move_with_sidecars(watch, name, watch.failed, final)
     fsync_dir(watch.failed)
     fsync_dir(watch.processing)
     return dst

@@ -62,6 +62,9 @@ class WatchConfig:
     settle_time: float = 5.0
     min_age: float = 2.0
     done_marker: bool = False
+    #: Endings of companion files that travel with an input (``NAME.points`` GCPs for
+    #: warping): never inputs themselves, claimed and moved together with ``NAME``.
+    sidecars: tuple[str, ...] = (".points", ".aux.xml")
     on_success: str = "move"
     options: BuildOptions = field(default_factory=BuildOptions)
 
@@ -107,7 +110,7 @@ class ServiceConfig:
 
 
 # Keys that only take effect at start; a reload that changes them says so.
-RESTART_KEYS = ("state_dir", "workers", "memory_budget", "http")
+RESTART_KEYS = ("state_dir", "workers", "jobs", "queue_size", "http")
 
 _GLOBAL_KEYS = {
     "state_dir", "workers", "jobs", "queue_size", "retries", "stop_timeout",
@@ -119,7 +122,7 @@ _PROFILE_KEYS = {
 }
 _WATCH_KEYS = {
     "name", "folder", "output", "patterns", "ignore", "settle_time", "min_age",
-    "done_marker", "on_success",
+    "done_marker", "on_success", "sidecars",
 } | _PROFILE_KEYS
 _HTTP_KEYS = {"enabled", "bind"}
 _LOG_KEYS = {"level", "format"}
@@ -277,6 +280,16 @@ def _patterns(c: _Checker, table: dict[str, Any], key: str, default: tuple[str, 
     return tuple(value)
 
 
+def _sidecars(c: _Checker, table: dict[str, Any], prefix: str) -> tuple[str, ...]:
+    default = WatchConfig.__dataclass_fields__["sidecars"].default
+    value = table.get("sidecars", list(default))
+    if not isinstance(value, list) or not all(
+            isinstance(v, str) and v.startswith(".") and len(v) > 1 and "/" not in v for v in value):
+        c.bad(prefix + "sidecars", f"must be a list of name endings such as [\".points\"], got {value!r}")
+        return default
+    return tuple(value)
+
+
 def _watch(c: _Checker, table: Any, index: int, base: Path) -> WatchConfig | None:
     prefix = f"watch[{index}]."
     if not isinstance(table, dict):
@@ -310,6 +323,7 @@ def _watch(c: _Checker, table: Any, index: int, base: Path) -> WatchConfig | Non
         settle_time=_number(c, table, "settle_time", 5.0, prefix, 0.0),
         min_age=_number(c, table, "min_age", 2.0, prefix, 0.0),
         done_marker=c.get(table, "done_marker", bool, False, prefix, "true or false"),
+        sidecars=_sidecars(c, table, prefix),
         on_success=on_success,
         options=_profile(c, table, prefix),
     )

@@ -143,6 +143,11 @@ async def _attempts(ctx: Context, watch: WatchConfig, job: JobRecord,
     if entry is not None and entry.symlink:
         return None, Failure("symlink", f"{job.name!r} is a symbolic link; links are not "
                              "followed"), job.attempts
+    for suffix in watch.sidecars:
+        side = await anyio.to_thread.run_sync(lstat_entry, watch.processing / (job.name + suffix))
+        if side is not None and side.symlink:
+            return None, Failure("symlink", f"its companion {job.name + suffix!r} is a symbolic "
+                                 "link; links are not followed"), job.attempts
     if entry is not None and not entry.regular:
         return None, Failure("bad-input", f"{job.name!r} is not a regular file"), job.attempts
     max_attempts = ctx.config.retries + 1

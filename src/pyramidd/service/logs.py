@@ -31,11 +31,12 @@ def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = No
         if fmt == "json"
         else structlog.dev.ConsoleRenderer(colors=stream.isatty())
     )
+    timestamper = structlog.processors.TimeStamper(fmt="iso", utc=True)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            timestamper,
             structlog.processors.format_exc_info,
             renderer,
         ],
@@ -43,9 +44,15 @@ def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = No
         logger_factory=structlog.PrintLoggerFactory(stream),
         cache_logger_on_first_use=False,
     )
-    # Libraries (hypercorn, asyncio) log through the standard module: same stream, one line each.
+    # Libraries (hypercorn, asyncio) log through the standard module: render them the
+    # same way, so a JSON log stays JSON lines.
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
+        processor=renderer,
+        foreign_pre_chain=[structlog.stdlib.add_log_level, structlog.stdlib.add_logger_name,
+                           timestamper]))
     root = logging.getLogger()
-    root.handlers[:] = [logging.StreamHandler(stream)]
+    root.handlers[:] = [handler]
     root.setLevel(max(_LEVELS.get(level, logging.INFO), logging.WARNING))
 
 

@@ -24,10 +24,11 @@ from dataclasses import dataclass, replace
 
 from .. import shm
 from ..sinks import staging
-from .claim import located
-from .config import ServiceConfig
+from .claim import carry_sidecars, located
+from .config import ServiceConfig, WatchConfig
 from .journal import JobRecord, new_job_id
 from .naming import output_name
+from .settle import is_sidecar, marker_name
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,7 @@ def adopt(config: ServiceConfig, jobs: dict[str, JobRecord]) -> list[JobRecord]:
         except FileNotFoundError:
             continue
         for name in names:
-            if (watch.name, name) not in known:
+            if (watch.name, name) not in known and not is_sidecar(name, watch):
                 adopted.append(JobRecord(id=new_job_id(), watch=watch.name, name=name,
                                          output=output_name(name), state="claimed"))
     return adopted
@@ -100,7 +101,22 @@ def scan(jobs: dict[str, JobRecord], config: ServiceConfig) -> list[Decision]:
     decisions = decide(jobs, config, where)
     for job in adopt(config, jobs):
         decisions.append(Decision("redo", job, "found in processing/ without a journal entry"))
+    for d in decisions:
+        if d.action in ("redo", "finish-done", "finish-failed"):
+            tidy_claim(config.watch(d.job.watch), d.job.name)
     return decisions
+
+
+def tidy_claim(watch: WatchConfig, name: str) -> None:
+    """Finish the parts of a claim a crash may have cut off: sidecars and the marker."""
+    if not os.path.lexists(watch.processing / name):
+        return
+    carry_sidecars(watch, name)
+    if watch.done_marker and not os.path.lexists(watch.folder / name):
+        try:
+            os.unlink(watch.folder / marker_name(name))
+        except FileNotFoundError:
+            pass
 
 
 def sweep_leftovers(config: ServiceConfig) -> dict[str, list[str]]:

@@ -77,17 +77,13 @@ def plan(entries: list[Entry], seen: dict[str, Seen], watch: WatchConfig, now: f
     skipped (``processing/``, ``done/``, ``failed/`` live in the drop folder); symlinks
     are offered like files so that the job can refuse them with a reason.
     """
-    names = {e.name for e in entries}
+    by_name = {e.name: e for e in entries}
     ready: list[Entry] = []
     new_seen: dict[str, Seen] = {}
     wake: float | None = None
-    for e in entries:
-        if not (e.regular or e.symlink) or is_ignored(e.name) or not matches(e.name, watch):
-            continue
-        if watch.done_marker:
-            if marker_name(e.name) in names:
-                ready.append(e)
-            continue
+
+    def settled(e: Entry) -> bool:
+        nonlocal wake
         prev = seen.get(e.name)
         if prev is None or prev.size != e.size or prev.mtime != e.mtime:
             prev = Seen(e.size, e.mtime, now)
@@ -95,11 +91,35 @@ def plan(entries: list[Entry], seen: dict[str, Seen], watch: WatchConfig, now: f
         stable_for = now - prev.since
         age = wall - e.mtime
         if stable_for >= watch.settle_time and age >= watch.min_age:
+            return True
+        wait = max(watch.settle_time - stable_for, watch.min_age - age, 0.0)
+        wake = wait if wake is None else min(wake, wait)
+        return False
+
+    for e in entries:
+        if (not (e.regular or e.symlink) or is_ignored(e.name) or is_sidecar(e.name, watch)
+                or not matches(e.name, watch)):
+            continue
+        if watch.done_marker:
+            if marker_name(e.name) in by_name:
+                ready.append(e)
+            continue
+        # A sidecar still being written holds its input back too (no short-circuit:
+        # every file's clock must be kept).
+        companions = [by_name[n] for n in sidecar_names(e.name, watch) if n in by_name]
+        if all([settled(e)] + [settled(c) for c in companions]):
             ready.append(e)
-        else:
-            wait = max(watch.settle_time - stable_for, watch.min_age - age, 0.0)
-            wake = wait if wake is None else min(wake, wait)
     return Plan(ready, new_seen, wake)
+
+
+def is_sidecar(name: str, watch: WatchConfig) -> bool:
+    """Whether ``name`` is a companion of another input (``NAME.points``), never an input."""
+    return name.endswith(watch.sidecars)
+
+
+def sidecar_names(name: str, watch: WatchConfig) -> list[str]:
+    """The companions ``name`` may have."""
+    return [name + suffix for suffix in watch.sidecars]
 
 
 def unchanged(before: Entry, after: Entry) -> bool:

@@ -134,7 +134,8 @@ def fetch(state_dir: Path, path: str = "/status", timeout: float = 5.0) -> dict[
         raise ConnectionError(
             f"no running service found: {address_file(state_dir)} is missing "
             "(is pyramidd running with this config, and is [http] enabled?)") from None
-    url = f"http://{address['host']}:{address['port']}{path}"
+    host = f"[{address['host']}]" if ":" in address["host"] else address["host"]
+    url = f"http://{host}:{address['port']}{path}"
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
             return json.loads(response.read())
