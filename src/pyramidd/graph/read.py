@@ -5,7 +5,8 @@ bad-data policy, numbers nodes and edges in reading order, writes each object's 
 once to a payload file, and writes the numeric records in chunk files
 ``spill/chunks/cNNNNNN.npz`` that the insert stage picks up as they appear. It stays
 at most ``MAX_PENDING`` chunks ahead of the insert stage (which reports progress in
-``spill/consumed``), so the two run concurrently with a bounded queue between them.
+``spill/consumed``), so the two run concurrently with a bounded queue between them
+(once the bounds are known: until then the chunks only wait on disk).
 
 Edges whose endpoints have not been read yet are held back (as hashes, 24 bytes
 each) and resolved at the end, so node and edge order in the file do not matter.
@@ -91,12 +92,28 @@ class _Grow:
         return self.a[: self.n]
 
 
-class _Payloads:
-    """Append-only text of objects, with offsets."""
+class _Column:
+    """A per-object array written to a raw file as it grows (never held in memory)."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, dtype: Any) -> None:
+        self.f = open(path, "wb", buffering=1 << 18)
+        self.dtype = np.dtype(dtype)
+        self.n = 0
+
+    def extend(self, values: np.ndarray) -> None:
+        self.f.write(np.ascontiguousarray(values, dtype=self.dtype).tobytes())
+        self.n += len(values)
+
+    def close(self) -> None:
+        self.f.close()
+
+
+class _Payloads:
+    """Append-only text of objects, with offsets (``n + 1`` of them)."""
+
+    def __init__(self, path: str, offsets_path: str) -> None:
         self.f = open(path, "wb", buffering=1 << 20)
-        self.off = _Grow(np.int64)
+        self.off = _Column(offsets_path, np.int64)
         self.off.extend(np.zeros(1, dtype=np.int64))
         self.pos = 0
 
@@ -106,9 +123,13 @@ class _Payloads:
         self.off.extend(self.pos + np.cumsum(lens))
         self.pos += int(lens.sum())
 
-    def close(self, offsets_path: str) -> None:
+    def flush(self) -> None:
+        self.f.flush()
+        self.off.f.flush()
+
+    def close(self) -> None:
         self.f.close()
-        np.save(offsets_path, self.off.view)
+        self.off.close()
 
 
 def _atomic_write(path: str, data: bytes) -> None:
@@ -140,13 +161,16 @@ class _Reader:
         self.ids = IdTable()
         self.x = _Grow(np.float64)
         self.y = _Grow(np.float64)
-        self.imp = _Grow(np.float64)
-        self.tie = _Grow(np.uint64)
+        # Only what resolving edges and ranking needs stays in memory (x, y, degree and
+        # the id table: 40 bytes a node); the other per-object columns go to disk.
         self.deg = _Grow(np.int64)
-        self.eimp = _Grow(np.float64)
-        self.etie = _Grow(np.uint64)
-        self.npay = _Payloads(self.store.path("nodes.payload"))
-        self.epay = _Payloads(self.store.path("edges.payload"))
+        st = self.store.path
+        self.imp = _Column(st("node_imp_attr.bin"), np.float64)
+        self.tie = _Column(st("node_tie.bin"), np.uint64)
+        self.eimp = _Column(st("edge_imp_attr.bin"), np.float64)
+        self.etie = _Column(st("edge_tie.bin"), np.uint64)
+        self.npay = _Payloads(st("nodes.payload"), st("node_off.bin"))
+        self.epay = _Payloads(st("edges.payload"), st("edge_off.bin"))
         self.pending: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self.edges_resolved = 0
         self.chunk_no = 0
@@ -336,11 +360,11 @@ class _Reader:
 
     def _edge_text(self, e: int) -> str:
         # The edge's own text, read back from the payload file (only for messages).
-        self.epay.f.flush()
-        off = self.epay.off.view
+        self.epay.flush()
+        off = np.fromfile(self.store.path("edge_off.bin"), dtype=np.int64, count=2, offset=8 * e)
         with open(self.store.path("edges.payload"), "rb") as f:
-            f.seek(int(off[e]))
-            text = f.read(int(off[e + 1] - off[e])).decode()
+            f.seek(int(off[0]))
+            text = f.read(int(off[1] - off[0])).decode()
         obj = json.loads(text)
         return (f"edge {obj.get('id', '#' + str(e))!r} from {obj.get('source')!r} to "
                 f"{obj.get('target')!r} names a node that is not in the file (or was skipped)")
@@ -354,9 +378,14 @@ class _Reader:
         if not len(nodes) and not len(edges):
             return
         consumed_path = os.path.join(self.spill, "consumed")
-        while True:  # back-pressure: stay at most MAX_PENDING chunks ahead
+        # Back-pressure: stay at most MAX_PENDING chunks ahead of the insert stage. Not
+        # before the bounds are published: until then the insert stage cannot start,
+        # and the chunks wait on disk.
+        while True:
             if not os.path.isdir(self.spill):
                 raise RuntimeError("graph build abandoned: its staging folder was removed")
+            if self.provisional is None:
+                break
             try:
                 with open(consumed_path) as f:
                     consumed = int(f.read() or 0)
@@ -373,20 +402,17 @@ class _Reader:
 
     def finish(self) -> None:
         st = self.store.path
-        self.npay.close(st("node_off.npy"))
-        self.epay.close(st("edge_off.npy"))
-        np.save(st("node_x.npy"), self.x.view)
-        np.save(st("node_y.npy"), self.y.view)
+        for column in (self.npay, self.epay, self.imp, self.tie, self.eimp, self.etie):
+            column.close()
+        self.x.view.tofile(st("node_x.bin"))
+        self.y.view.tofile(st("node_y.bin"))
         # Importance: the attribute where the profile names one (0 where a node lacks
         # it), else the degree.
         if self.opts.importance == "degree":
-            imp = self.deg.view.astype(np.float64)
+            self.deg.view.astype(np.float64).tofile(st("node_imp.bin"))
         else:
-            imp = np.nan_to_num(self.imp.view, nan=0.0)
-        np.save(st("node_imp.npy"), imp)
-        np.save(st("node_tie.npy"), self.tie.view)
-        np.save(st("edge_imp_attr.npy"), self.eimp.view)
-        np.save(st("edge_tie.npy"), self.etie.view)
+            imp = np.fromfile(st("node_imp_attr.bin"), dtype=np.float64)
+            np.nan_to_num(imp, nan=0.0).tofile(st("node_imp.bin"))
 
 
 def chunk_path(spill: str | Path, n: int) -> Path:

@@ -30,26 +30,50 @@ from .sparsify import rank_order, select
 
 
 class Store:
-    """Read-only view of the read stage's per-object arrays and payloads."""
+    """Read-only view of the read stage's per-object columns and payloads, mapped
+    from disk for one batch of files (so only the pages that batch touched count
+    towards the worker's memory, and only while it runs)."""
 
     def __init__(self, root: str) -> None:
         p = lambda n: os.path.join(root, n)  # noqa: E731
-        self.x = np.load(p("node_x.npy"), mmap_mode="r")
-        self.y = np.load(p("node_y.npy"), mmap_mode="r")
-        self.imp = np.load(p("node_imp.npy"), mmap_mode="r")
-        self.tie = np.load(p("node_tie.npy"), mmap_mode="r")
-        self.noff = np.load(p("node_off.npy"), mmap_mode="r")
-        self.eimp = np.load(p("edge_imp_attr.npy"), mmap_mode="r")
-        self.etie = np.load(p("edge_tie.npy"), mmap_mode="r")
-        self.eoff = np.load(p("edge_off.npy"), mmap_mode="r")
+        self.x = _column(p("node_x.bin"), np.float64)
+        self.y = _column(p("node_y.bin"), np.float64)
+        self.imp = _column(p("node_imp.bin"), np.float64)
+        self.tie = _column(p("node_tie.bin"), np.uint64)
+        self.noff = _column(p("node_off.bin"), np.int64)
+        self.eimp = _column(p("edge_imp_attr.bin"), np.float64)
+        self.etie = _column(p("edge_tie.bin"), np.uint64)
+        self.eoff = _column(p("edge_off.bin"), np.int64)
         self.npay = _map(p("nodes.payload"))
         self.epay = _map(p("edges.payload"))
+
+    def release(self) -> None:
+        """Drop the mapped pages from this process (they stay in the page cache): a
+        file's random reads then cost memory for that file only, not for the graph."""
+        for col in (self.x, self.y, self.imp, self.tie, self.noff, self.eimp, self.etie, self.eoff):
+            m = getattr(col, "_mmap", None)
+            if m is not None:
+                m.madvise(mmap.MADV_DONTNEED)
+        for m in (self.npay, self.epay):
+            if isinstance(m, mmap.mmap):
+                m.madvise(mmap.MADV_DONTNEED)
+
+    def close(self) -> None:
+        for m in (self.npay, self.epay):
+            if isinstance(m, mmap.mmap):
+                m.close()
 
     def node_text(self, i: int) -> bytes:
         return self.npay[int(self.noff[i]): int(self.noff[i + 1])]
 
     def edge_text(self, i: int) -> bytes:
         return self.epay[int(self.eoff[i]): int(self.eoff[i + 1])]
+
+
+def _column(path: str, dtype: Any) -> np.ndarray:
+    if os.path.getsize(path) == 0:
+        return np.empty(0, dtype=dtype)
+    return np.memmap(path, dtype=dtype, mode="r")
 
 
 def _map(path: str) -> Any:
@@ -63,10 +87,9 @@ _stores: dict[str, Store] = {}
 
 
 def store(root: str) -> Store:
-    """The store of a build, opened once per worker process."""
+    """The store of a build, open for the batch being written (see :func:`write_batch`)."""
     s = _stores.get(root)
     if s is None:
-        _stores.clear()  # one build at a time per worker; drop the previous one's maps
         s = _stores[root] = Store(root)
     return s
 
@@ -188,6 +211,15 @@ def write_batch(jobs: list[TileJob]) -> list[dict[str, Any]]:
     """Write consecutive tree nodes in post-order, in one task: a parent in the batch
     takes the samples of its children written before it in the same batch. The
     result of a node whose parent is in the batch has no ``sample`` (it was used)."""
+    try:
+        return _write_batch(jobs)
+    finally:
+        for s in _stores.values():
+            s.close()
+        _stores.clear()
+
+
+def _write_batch(jobs: list[TileJob]) -> list[dict[str, Any]]:
     local: dict[str, np.ndarray] = {}
     results = []
     for job in jobs:
@@ -201,6 +233,8 @@ def write_batch(jobs: list[TileJob]) -> list[dict[str, Any]]:
             res = write_sparse(TileJob(**{**job.__dict__, "samples": samples}))
         local[job.key] = res["sample"]
         results.append(res)
+        for st in _stores.values():
+            st.release()
     for res in results:
         if res["key"] not in local:
             res.pop("sample")
