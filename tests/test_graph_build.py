@@ -22,12 +22,32 @@ from pyramidd.pool import WorkerPool
 SMALL = {"bag_size": 16, "bags_per_leaf": 4}
 
 
-def build(inp: Path, out: Path, **options: Any) -> dict[str, Any]:
-    async def main() -> dict[str, Any]:
+@pytest.fixture(scope="module")
+def portal():
+    """One event loop (in a thread) and one worker pool for every build of the module."""
+    async def hold(stop: anyio.Event, *, task_status: Any) -> None:
         async with WorkerPool(2) as pool:
-            return await build_graph(inp, out, {**SMALL, **options}, pool=pool)
+            task_status.started(pool)
+            await stop.wait()
 
-    return anyio.run(main)
+    with anyio.from_thread.start_blocking_portal() as portal:
+        stop = portal.call(anyio.Event)
+        future, pool = portal.start_task(hold, stop)
+        try:
+            yield portal, pool
+        finally:
+            portal.call(stop.set)
+            future.result()
+
+
+@pytest.fixture
+def build(portal):
+    loop, pool = portal
+
+    def build(inp: Path, out: Path, **options: Any) -> dict[str, Any]:
+        return loop.call(lambda: build_graph(inp, out, {**SMALL, **options}, pool=pool))
+
+    return build
 
 
 def as_graph(x: np.ndarray, y: np.ndarray, edges: np.ndarray):
@@ -41,7 +61,7 @@ def tree_files(out: Path) -> dict[str, bytes]:
 
 
 @pytest.mark.parametrize("fmt", generate.FORMATS)
-def test_every_format_builds_a_sound_pyramid(tmp_path: Path, fmt: str) -> None:
+def test_every_format_builds_a_sound_pyramid(build, tmp_path: Path, fmt: str) -> None:
     x, y, edges = generate.layout(800, seed=2)
     inp = generate.write(tmp_path / ("g.json" if "json" in fmt or fmt in ("node-link", "graphology")
                                      else f"g.{fmt}"), fmt, x, y, edges)
@@ -55,7 +75,7 @@ def test_every_format_builds_a_sound_pyramid(tmp_path: Path, fmt: str) -> None:
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging left
 
 
-def test_leaf_file_layout(tmp_path: Path) -> None:
+def test_leaf_file_layout(build, tmp_path: Path) -> None:
     x, y, edges = generate.layout(400, seed=1)
     out = tmp_path / "pyr"
     build(generate.write(tmp_path / "g.json", "node-link", x, y, edges), out)
@@ -82,7 +102,7 @@ def _minnesota_airfoil():
         yield graph.coords[:, 0], graph.coords[:, 1], np.stack([src, dst], axis=1).astype(np.int64)
 
 
-def test_real_laid_out_graphs(tmp_path: Path) -> None:
+def test_real_laid_out_graphs(build, tmp_path: Path) -> None:
     """The Minnesota road network and an airfoil mesh as shipped by PyGSP."""
     for n, (x, y, edges) in enumerate(_minnesota_airfoil()):
         inp = generate.write(tmp_path / f"real{n}.graphml", "graphml", x, y, edges)
@@ -92,7 +112,7 @@ def test_real_laid_out_graphs(tmp_path: Path) -> None:
         assert verify(out, as_graph(x, y, edges)) == []
 
 
-def test_sparse_levels_are_reproducible_and_seeded(tmp_path: Path) -> None:
+def test_sparse_levels_are_reproducible_and_seeded(build, tmp_path: Path) -> None:
     x, y, edges = generate.layout(600, seed=4)
     inp = generate.write(tmp_path / "g.gexf", "gexf", x, y, edges)
     build(inp, tmp_path / "a")
@@ -104,7 +124,7 @@ def test_sparse_levels_are_reproducible_and_seeded(tmp_path: Path) -> None:
     assert verify(tmp_path / "c") == []
 
 
-def test_sparse_prefers_important_nodes(tmp_path: Path) -> None:
+def test_sparse_prefers_important_nodes(build, tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     nodes = [{"id": f"n{i}", "x": float(rng.random()), "y": float(rng.random()),
               "rank": 1000 if i % 50 == 0 else 1} for i in range(800)]
@@ -117,7 +137,7 @@ def test_sparse_prefers_important_nodes(tmp_path: Path) -> None:
     assert len(shown) <= 32
 
 
-def test_late_nodes_rebuild_the_tree_with_final_bounds(tmp_path: Path) -> None:
+def test_late_nodes_rebuild_the_tree_with_final_bounds(build, tmp_path: Path) -> None:
     nodes = [{"id": f"n{i}", "x": i % 10, "y": i // 10} for i in range(100)]
     links = [{"source": f"n{i}", "target": f"n{i + 1}", "id": f"e{i}"} for i in range(99)]
     links.append({"source": "n0", "target": "far", "id": "e99"})
@@ -136,7 +156,7 @@ def test_late_nodes_rebuild_the_tree_with_final_bounds(tmp_path: Path) -> None:
     assert verify(out, graph) == []
 
 
-def test_a_hub_hits_the_depth_limit_and_stays_sound(tmp_path: Path) -> None:
+def test_a_hub_hits_the_depth_limit_and_stays_sound(build, tmp_path: Path) -> None:
     nodes = [{"id": "hub", "x": 0.5, "y": 0.5}] + [
         {"id": f"n{i}", "x": 0.5 + 1e-9 * (i % 3), "y": 0.5} for i in range(200)]
     nodes += [{"id": "c0", "x": 0, "y": 0}, {"id": "c1", "x": 1, "y": 1}]
@@ -150,7 +170,7 @@ def test_a_hub_hits_the_depth_limit_and_stays_sound(tmp_path: Path) -> None:
     assert verify(out) == []
 
 
-def test_bad_data_fails_the_build_and_leaves_nothing(tmp_path: Path) -> None:
+def test_bad_data_fails_the_build_and_leaves_nothing(build, tmp_path: Path) -> None:
     inp = generate.write_json_graph(
         tmp_path / "bad.json", [{"id": "a", "x": 1, "y": 2}], [{"source": "a", "target": "zz"}])
     with pytest.raises(GraphDataError, match="'zz'"):
@@ -161,7 +181,7 @@ def test_bad_data_fails_the_build_and_leaves_nothing(tmp_path: Path) -> None:
     assert GraphIndex.load(tmp_path / "out").meta["skipped"] == {"unknown-endpoint": 1}
 
 
-def test_existing_output_needs_replace(tmp_path: Path) -> None:
+def test_existing_output_needs_replace(build, tmp_path: Path) -> None:
     x, y, edges = generate.layout(100, seed=1)
     inp = generate.write(tmp_path / "g.json", "node-link", x, y, edges)
     build(inp, tmp_path / "out")

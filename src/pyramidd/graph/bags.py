@@ -230,13 +230,16 @@ class GraphQuadtree:
         bag.path, bag.offset, bag.nodes, bag.edges = self.spill.path, offset, None, None
 
     def flush(self) -> None:
-        """Shed every bag still in memory (before the leaves are written by workers)."""
+        """Write every bag still in memory to the spill file, for the workers that write
+        the leaves (not counted as shedding: that is what the budget forced)."""
+        counted = self.shed_bags, self.shed_bytes
         for q in self.leaves():
             for bag in q.bags:
                 if bag.path is None and bag.count:
                     self.shed(bag)
             q.bags = [b for b in q.bags if b.count]
         self.mem = 0
+        self.shed_bags, self.shed_bytes = counted
 
     # ------------------------------------------------------------------ reading
 
