@@ -276,15 +276,14 @@ class GraphQuadtree:
             pass
 
 
-def shed_rework(rework: Rework, spill: SpillFile) -> tuple[str, Bag]:
-    """The reworker's job: put a split leaf's objects in temporary storage, as one
-    shed bag, for re-insertion from ``rework.key`` down."""
-    nodes, edges = [], []
-    for bag in rework.bags:
-        n, e = bag.load()
-        nodes.append(n)
-        edges.append(e)
-    n = np.concatenate(nodes) if nodes else np.empty(0, NODE)
-    e = np.concatenate(edges) if edges else np.empty(0, EDGE)
-    offset = spill.write(n, e)
-    return rework.key, Bag(None, None, len(n), len(e), spill.path, offset)
+def shed_rework(rework: Rework, spill: SpillFile) -> tuple[str, list[Bag]]:
+    """The reworker's job: put a split leaf's objects in temporary storage for
+    re-insertion from ``rework.key`` down. Bags still in memory are written to the
+    spill file as one bag; bags already shed stay where they are (no second write)."""
+    shed = [b for b in rework.bags if b.path is not None]
+    held = [b for b in rework.bags if b.path is None and b.count]
+    if held:
+        n = np.concatenate([b.nodes for b in held])  # type: ignore[misc]
+        e = np.concatenate([b.edges for b in held])  # type: ignore[misc]
+        shed.append(Bag(None, None, len(n), len(e), spill.path, spill.write(n, e)))
+    return rework.key, shed

@@ -43,7 +43,7 @@ from .bags import Bag, GraphQuadtree, QNode, shed_rework
 from .index import INDEX_NAME, TILES_DIR, write_index
 from .quadtree import Rect, pad_bounds, tile_name
 from .read import ReadResult, chunk_path, read_graph
-from .records import RANKED, GraphOptions
+from .records import EDGE, NODE, RANKED, GraphOptions
 from .sources.base import GraphSource
 from .writer import TileJob, write_batch
 
@@ -200,6 +200,12 @@ def _load_chunk(path: Path) -> tuple[np.ndarray, np.ndarray, int]:
         return z["nodes"], z["edges"], int(z["read"])
 
 
+def _load_bags(bags: list[Bag]) -> tuple[np.ndarray, np.ndarray]:
+    loaded = [b.load() for b in bags]
+    return (np.concatenate([n for n, _ in loaded]) if loaded else np.empty(0, NODE),
+            np.concatenate([e for _, e in loaded]) if loaded else np.empty(0, EDGE))
+
+
 def _write_consumed(spill: Path, n: int) -> None:
     tmp = spill / "consumed.tmp"
     tmp.write_text(str(n))
@@ -287,10 +293,10 @@ class _Stages:
                 pending += 1
                 await to_rework.send(rw)
 
-        async def take_rework(token: tuple[str, Bag]) -> None:
+        async def take_rework(token: tuple[str, list[Bag]]) -> None:
             nonlocal pending
-            key, bag = token
-            nodes, edges = await anyio.to_thread.run_sync(bag.load)
+            key, bags = token
+            nodes, edges = await anyio.to_thread.run_sync(_load_bags, bags)
             await insert(key, nodes, edges)
             pending -= 1
 
