@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .config import WatchConfig
+from .config import ConfigError, WatchConfig
 from .settle import marker_name
 
 
@@ -30,9 +30,17 @@ def fsync_dir(path: Path) -> None:
 
 
 def prepare(watch: WatchConfig) -> None:
-    """Create the watch's drop, ``processing/``, ``done/``, ``failed/`` and output folders."""
+    """Create the watch's drop, ``processing/``, ``done/``, ``failed/`` and output folders.
+
+    :class:`ConfigError` naming the watch if one cannot be made (permissions, a file
+    in the way).
+    """
     for folder in (watch.folder, watch.processing, watch.done, watch.failed, watch.output):
-        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"watch {watch.name!r}: cannot create {folder}: "
+                              f"{exc.strerror or exc}") from None
 
 
 def claim(watch: WatchConfig, name: str) -> Path:

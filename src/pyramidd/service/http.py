@@ -25,7 +25,7 @@ from .status import State, address_file
 
 
 def make_app(state: State, metrics: Metrics, refresh: Callable[[], None] | None = None) -> FastAPI:
-    """The ASGI app. ``refresh`` brings gauges up to date before ``/metrics`` answers."""
+    """The ASGI app. ``refresh`` brings counts and gauges up to date before an answer."""
     app = FastAPI(title="pyramidd", docs_url=None, redoc_url=None, openapi_url=None)
 
     @app.get("/healthz")
@@ -38,6 +38,8 @@ def make_app(state: State, metrics: Metrics, refresh: Callable[[], None] | None 
     @app.get("/status")
     def status() -> dict[str, Any]:
         """Queue, running jobs with progress, totals and recent failures."""
+        if refresh is not None:
+            refresh()
         return state.snapshot()
 
     @app.get("/metrics")

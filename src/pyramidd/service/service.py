@@ -12,6 +12,7 @@ rest: they stay claimed in the journal and are redone at the next start.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import fcntl
 import os
 import time
@@ -87,18 +88,20 @@ class Service:
         self._ctx: Context | None = None
         self._tg: TaskGroup | None = None
         self._stop_requested = False
+        self._stop: anyio.Event | None = None
         self._stopping = False
         self._watch_scope: anyio.CancelScope | None = None
         self._intake: set[anyio.CancelScope] = set()
         self._redo: collections.deque[JobRecord] = collections.deque()
         self._pending: set[tuple[str, str]] = set()
         self._known_ids: set[str] = set()
+        self._send: Any = None
 
     # ------------------------------------------------------------------ control
 
     def request_stop(self) -> None:
         """Begin a graceful stop; a second request skips the wait for running jobs."""
-        if not hasattr(self, "_stop"):  # not running yet
+        if self._stop is None:  # not running yet
             self._stop_requested = True
             return
         if self._stop.is_set():
@@ -125,6 +128,8 @@ class Service:
             if later:
                 log.warning("config keys that take effect only at the next start changed",
                             keys=later)
+                # What runs keeps the values it started with, and /status says so.
+                new = dataclasses.replace(new, **{k: getattr(self.config, k) for k in later})
             if new.log != self.config.log:
                 logs.configure(new.log.level, new.log.format)
             self.config = new
@@ -146,23 +151,29 @@ class Service:
         if self._stop_requested:
             self._stop.set()
         config = self.config
-        lock_fd = await anyio.to_thread.run_sync(lock_state_dir, config.state_dir)
-        journal = Journal(config.state_dir / "journal.jsonl")
-        try:
-            open_jobs = await anyio.to_thread.run_sync(journal.open)
-            removed = await anyio.to_thread.run_sync(sweep_leftovers, config)
-            if removed["staging"] or removed["shm"]:
-                log.info("removed leftovers of dead processes", **removed)
-            decisions = await anyio.to_thread.run_sync(scan, open_jobs, config)
-            self._known_ids = set(open_jobs)
-            build = self.build or default_build()
-            async with self.pool_factory(config.workers) as pool:
-                self._ctx = Context(config, journal, pool, build, self.metrics, self.state)
-                await self._serve(decisions, task_status)
-        finally:
-            journal.close()
-            os.close(lock_fd)
-            self.notifier.close()
+        async with anyio.create_task_group() as outer:
+            # Signals first: a SIGTERM while the pool starts is a graceful stop too.
+            await outer.start(signals.handle, self.request_stop, self.reload)
+            lock_fd = await anyio.to_thread.run_sync(lock_state_dir, config.state_dir)
+            journal = Journal(config.state_dir / "journal.jsonl")
+            try:
+                open_jobs = await anyio.to_thread.run_sync(journal.open)
+                for watch in config.watches:  # recovery moves files into these
+                    await anyio.to_thread.run_sync(claim.prepare, watch)
+                removed = await anyio.to_thread.run_sync(sweep_leftovers, config)
+                if removed["staging"] or removed["shm"]:
+                    log.info("removed leftovers of dead processes", **removed)
+                decisions = await anyio.to_thread.run_sync(scan, open_jobs, config)
+                self._known_ids = set(open_jobs)
+                build = self.build or default_build()
+                async with self.pool_factory(config.workers) as pool:
+                    self._ctx = Context(config, journal, pool, build, self.metrics, self.state)
+                    await self._serve(decisions, task_status)
+            finally:
+                journal.close()
+                os.close(lock_fd)
+                self.notifier.close()
+            outer.cancel_scope.cancel()
 
     async def _serve(self, decisions: list[Decision], task_status: TaskStatus[None]) -> None:
         assert self._ctx is not None
@@ -170,9 +181,9 @@ class Service:
         send, receive = anyio.create_memory_object_stream[Candidate](config.queue_size)
         self.state.capacity = config.queue_size
         self.metrics.queue_capacity.set(config.queue_size)
+        self._send = send
         async with anyio.create_task_group() as tg:
             self._tg = tg
-            await tg.start(signals.handle, self.request_stop, self.reload)
             if config.http.enabled:
                 from .http import make_app, serve
 
@@ -183,7 +194,6 @@ class Service:
             await self._recover(decisions)
             runners_done = anyio.Event()
             tg.start_soon(self._runners, receive, runners_done)
-            self._send = send
             await self._restart_watchers()
             tg.start_soon(self._heartbeat)
             self.state.ready = True
@@ -340,8 +350,8 @@ class Service:
 
     def _refresh(self) -> None:
         """Bring the gauges and the waiting count up to date."""
-        stats = self._send.statistics() if hasattr(self, "_send") else None
-        self.state.waiting = (stats.current_buffer_used if stats else 0) + len(self._redo)
+        used = self._send.statistics().current_buffer_used if self._send is not None else 0
+        self.state.waiting = used + len(self._redo)
         self.metrics.waiting.set(self.state.waiting)
         pool = self._ctx.pool if self._ctx else None
         restarts = getattr(pool, "restarts", 0)
