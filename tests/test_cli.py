@@ -93,3 +93,28 @@ def test_plugins_lists_the_built_in_formats():
     for line in ("sink dzi", "sink tms", "sink xyz", "source tiff", "source pillow", "source npy",
                  "resampler box", "resampler nearest", "resampler smooth"):
         assert line in r.stdout
+
+
+def test_progress_bar_on_a_terminal(tmp_path, image):
+    import os
+    import pty
+
+    big = tmp_path / "big.png"
+    Image.fromarray(np.random.default_rng(1).integers(0, 256, (3000, 4000, 3), dtype=np.uint8)).save(big)
+    pid, fd = pty.fork()
+    if pid == 0:  # child: stdout and stderr are the terminal
+        os.execv(sys.executable, [*PYRAMIDD, "build", str(big), str(tmp_path / "out"), "--workers", "2"])
+    chunks = []
+    while True:
+        try:
+            data = os.read(fd, 4096)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    _, status = os.waitpid(pid, 0)
+    text = b"".join(chunks).decode(errors="replace")
+    assert os.waitstatus_to_exitcode(status) == 0, text
+    assert re.search(r"\r\[[#-]+\] \d+/265 tiles +[\d,]+ tiles/s +ETA \d+", text), text
+    assert "265 tiles," in text  # the summary line follows the bar
