@@ -17,7 +17,7 @@ import numpy as np
 from ..errors import InputError
 from ..options import BuildOptions
 from .convert import Conversion, unsupported
-from .raster import ArrayReader, check_size
+from .raster import ArrayReader, check_size, open_input
 
 MAGIC = b"\x93NUMPY"
 
@@ -63,16 +63,12 @@ class NpyFormat:
 
         Runs in the coordinator.
         """
-        try:
-            with open(path, "rb") as f:
-                if f.read(len(MAGIC)) != MAGIC:
-                    return None
-        except IsADirectoryError:
+        f = open_input(path)
+        if f is None:
             return None
-        except FileNotFoundError:
-            raise InputError(f"{path}: no such file") from None
-        except OSError as exc:
-            raise InputError(f"{path}: cannot read it: {exc.strerror or exc}") from None
+        with f:
+            if f.read(len(MAGIC)) != MAGIC:
+                return None
         name = path.name
         try:
             shape, _fortran, dtype, offset = _header(path)

@@ -37,7 +37,7 @@ from .. import shm
 from ..errors import ImageTooLarge, InputError
 from ..options import BuildOptions
 from .convert import Conversion, palette_table, unsupported
-from .raster import ArrayReader, RasterSource, check_size, pixels_view
+from .raster import ArrayReader, RasterSource, check_size, open_input, pixels_view
 
 #: Modes Pillow decodes straight into our buffer, and the raw layout it stores them in.
 _DIRECT = {"L": "L", "RGB": "RGBX", "RGBA": "RGBA"}
@@ -393,14 +393,9 @@ class PillowFormat:
         read raises :class:`InputError`.
         """
         Image = _pillow()
-        try:
-            f = open(path, "rb")
-        except IsADirectoryError:
+        f = open_input(path)
+        if f is None:
             return None
-        except FileNotFoundError:
-            raise InputError(f"{path}: no such file") from None
-        except OSError as exc:
-            raise InputError(f"{path}: cannot read it: {exc.strerror or exc}") from None
         name = path.name
         with f:
             prefix = f.read(16)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from multiprocessing import shared_memory
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -19,6 +20,19 @@ from .. import shm
 from ..errors import ImageTooLarge, InputError
 from ..options import BuildOptions
 from .convert import Conversion
+
+
+def open_input(path: Path) -> BinaryIO | None:
+    """Open an input for reading its signature; ``None`` for a folder, which no raster
+    source reads. A missing or unreadable file is an :class:`InputError`."""
+    try:
+        return open(path, "rb")
+    except IsADirectoryError:
+        return None
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read it: {exc.strerror or exc}") from None
 
 
 def check_size(name: str, width: int, height: int, options: BuildOptions) -> None:

@@ -37,7 +37,7 @@ import tifffile
 from ..errors import InputError
 from ..options import BuildOptions
 from .convert import Conversion, palette_table, unsupported
-from .raster import check_region, check_size
+from .raster import check_region, check_size, open_input
 
 #: First four bytes of a classic TIFF and of a BigTIFF, in either byte order.
 MAGICS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
@@ -388,16 +388,12 @@ class TiffFormat:
 
         Runs in the coordinator.
         """
-        try:
-            with open(path, "rb") as f:
-                if f.read(4) not in MAGICS:
-                    return None
-        except IsADirectoryError:
+        f = open_input(path)
+        if f is None:
             return None
-        except FileNotFoundError:
-            raise InputError(f"{path}: no such file") from None
-        except OSError as exc:
-            raise InputError(f"{path}: cannot read it: {exc.strerror or exc}") from None
+        with f:
+            if f.read(4) not in MAGICS:
+                return None
         name = path.name
         try:
             with tifffile.TiffFile(path) as tif:
