@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import signal
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any, AsyncIterator
@@ -378,3 +379,37 @@ async def test_sidecars_travel_with_their_input(tmp_path):
     assert listing(drop / "done") == ["a.png", "a.png.points"]
     assert listing(drop / "failed") == ["b.png", "b.png.aux.xml", "b.png.error.json"]
     assert listing(drop / "processing") == []
+
+
+async def test_http_serves_outputs_and_the_graph_api_and_follows_reloads(tmp_path):
+    config = make_config(tmp_path, http={"bind": "127.0.0.1:0"})
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    (drop / "a.png").write_bytes(b"fine")
+    service = Service(config, build=StandIn(), pool_factory=FakePool)
+
+    def get(path: str) -> tuple[int, bytes]:
+        host, port = service.http_address
+        try:
+            with urllib.request.urlopen(f"http://{host}:{port}{path}", timeout=5) as r:
+                return r.status, r.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()
+
+    async with running(service):
+        await until(lambda: service.state.done == 1)
+        code, body = await anyio.to_thread.run_sync(get, "/outputs/w/a.out")
+        assert (code, body) == (200, b"fine")
+        code, body = await anyio.to_thread.run_sync(get, "/graph/")
+        assert code == 200 and json.loads(body) == []
+        code, body = await anyio.to_thread.run_sync(get, "/openapi.json")
+        assert code == 200 and "/graph/{name}/cover" in json.loads(body)["paths"]
+        text = config.path.read_text()
+        config.path.write_text(text + f'[[watch]]\nname = "two"\nfolder = "{tmp_path / "d2"}"\n'
+                               f'output = "{tmp_path / "o2"}"\n')
+        os.kill(os.getpid(), signal.SIGHUP)
+        await until(lambda: service.metrics.reloads.labels("ok")._value.get() == 1)
+        code, body = await anyio.to_thread.run_sync(get, "/openapi.json")
+        paths = json.loads(body)["paths"]
+        assert "/graph/w/{name}/cover" in paths and "/graph/two/{name}/cover" in paths
+        assert (await anyio.to_thread.run_sync(get, "/outputs/w/a.out"))[0] == 200

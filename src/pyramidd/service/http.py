@@ -1,8 +1,16 @@
-"""The status server: ``/healthz``, ``/status`` and ``/metrics`` over HTTP, loopback by default.
+"""The service's HTTP server, loopback by default.
 
-FastAPI answers and hypercorn serves, inside the service's own event loop. The
-listening socket is made here, so a config with port 0 gets a free port, and its
-address is written to ``STATE_DIR/http.json`` for ``pyramidd status``.
+- ``/healthz``, ``/status``, ``/metrics``: how the service is doing.
+- ``/outputs/``: the watches' output folders with their viewer pages
+  (:func:`pyramidd.viewer.http.outputs_app`).
+- ``/graph/``: the graph query API over graph pyramids in the output folders
+  (:func:`pyramidd.graph.api.make_router`); ``/graph/WATCH/`` when there are several
+  watches. ``/docs`` and ``/openapi.json`` describe it.
+
+FastAPI answers and hypercorn serves, inside the service's own event loop. The app
+is rebuilt when a reload changes the watches (:class:`Swappable`). The listening
+socket is made here, so a config with port 0 gets a free port, and its address is
+written to ``STATE_DIR/http.json`` for ``pyramidd status``.
 """
 
 from __future__ import annotations
@@ -12,21 +20,29 @@ import logging
 import os
 import socket
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import anyio
 from anyio.abc import TaskStatus
 from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 
-from .config import ConfigError
+from .. import __version__
+from .config import ConfigError, WatchConfig
 from .metrics import CONTENT_TYPE_LATEST, Metrics
 from .status import State, address_file
 
 
-def make_app(state: State, metrics: Metrics, refresh: Callable[[], None] | None = None) -> FastAPI:
+def graph_prefix(watch: WatchConfig, watches: Sequence[WatchConfig]) -> str:
+    """Where the graph query API of ``watch``'s output folder is served."""
+    return "/graph" if len(watches) == 1 else f"/graph/{watch.name}"
+
+
+def make_app(state: State, metrics: Metrics, refresh: Callable[[], None] | None = None,
+             watches: Sequence[WatchConfig] = ()) -> FastAPI:
     """The ASGI app. ``refresh`` brings counts and gauges up to date before an answer."""
-    app = FastAPI(title="pyramidd", docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(title="pyramidd", version=__version__, redoc_url=None)
+    _mount_outputs(app, watches)
 
     @app.get("/healthz")
     def healthz() -> Response:
@@ -52,6 +68,29 @@ def make_app(state: State, metrics: Metrics, refresh: Callable[[], None] | None 
     return app
 
 
+def _mount_outputs(app: FastAPI, watches: Sequence[WatchConfig]) -> None:
+    from ..graph.api import make_router
+    from ..viewer.http import outputs_app
+
+    prefixes = {w.name: graph_prefix(w, watches) for w in watches}
+    for w in watches:
+        app.include_router(make_router(w.output), prefix=prefixes[w.name])
+    if watches:
+        app.mount("/outputs", outputs_app({w.name: w.output for w in watches},
+                                          graph_api=prefixes))
+
+
+class Swappable:
+    """An ASGI app whose implementation can be replaced while the server runs."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        """Hand the request to the current app."""
+        await self.app(scope, receive, send)
+
+
 def listen(host: str, port: int) -> socket.socket:
     """A listening TCP socket on ``host:port`` (port 0: any free port)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -71,7 +110,7 @@ def write_address(state_dir: Path, host: str, port: int) -> None:
     os.replace(tmp, path)
 
 
-async def serve(app: FastAPI, host: str, port: int, state_dir: Path, *,
+async def serve(app: Any, host: str, port: int, state_dir: Path, *,
                 task_status: TaskStatus[tuple[str, int]] = anyio.TASK_STATUS_IGNORED) -> None:
     """Serve ``app`` until cancelled; report ``(host, port)`` once listening."""
     from hypercorn.asyncio import serve as hypercorn_serve

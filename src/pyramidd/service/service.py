@@ -96,6 +96,7 @@ class Service:
         self._pending: set[tuple[str, str]] = set()
         self._known_ids: set[str] = set()
         self._send: Any = None
+        self._app: Any = None
 
     # ------------------------------------------------------------------ control
 
@@ -132,9 +133,14 @@ class Service:
                 new = dataclasses.replace(new, **{k: getattr(self.config, k) for k in later})
             if new.log != self.config.log:
                 logs.configure(new.log.level, new.log.format)
+            watches_changed = new.watches != self.config.watches
             self.config = new
             self._ctx.config = new
             await self._restart_watchers()
+            if watches_changed and self._app is not None:
+                from .http import make_app
+
+                self._app.app = make_app(self.state, self.metrics, self._refresh, new.watches)
             self.metrics.reloads.labels("ok").inc()
             log.info("config reloaded", config=str(path), watches=[w.name for w in new.watches])
             self.notifier.ready(self.state.line())
@@ -185,10 +191,11 @@ class Service:
         async with anyio.create_task_group() as tg:
             self._tg = tg
             if config.http.enabled:
-                from .http import make_app, serve
+                from .http import Swappable, make_app, serve
 
-                app = make_app(self.state, self.metrics, self._refresh)
-                self.http_address = await tg.start(serve, app, config.http.host,
+                self._app = Swappable(make_app(self.state, self.metrics, self._refresh,
+                                               config.watches))
+                self.http_address = await tg.start(serve, self._app, config.http.host,
                                                    config.http.port, config.state_dir)
                 log.info("status server listening", url=f"http://{self._url_host()}/status")
             await self._recover(decisions)
