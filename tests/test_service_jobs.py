@@ -310,8 +310,9 @@ async def test_http_status_and_metrics(tmp_path):
     drop = tmp_path / "drop"
     drop.mkdir()
     (drop / "a.png").write_bytes(b"bad")
+    (drop / os.fsdecode(b"caf\xe9.png")).write_bytes(b"bad")
     async with running(Service(config, build=StandIn(), pool_factory=FakePool)) as service:
-        await until(lambda: service.state.failed == 1)
+        await until(lambda: service.state.failed == 2)
         host, port = service.http_address
         address = json.loads((config.state_dir / "http.json").read_text())
         assert (address["host"], address["port"]) == (host, port)
@@ -323,10 +324,10 @@ async def test_http_status_and_metrics(tmp_path):
         assert json.loads(await anyio.to_thread.run_sync(get, "/healthz")) == {"status": "ok"}
         status = json.loads(await anyio.to_thread.run_sync(get, "/status"))
         metrics = (await anyio.to_thread.run_sync(get, "/metrics")).decode()
-    assert status["state"] == "ready" and status["totals"]["failed"] == 1
-    assert status["recent_failures"][0]["input"] == "a.png"
+    assert status["state"] == "ready" and status["totals"]["failed"] == 2
+    assert sorted(f["input"] for f in status["recent_failures"]) == ["a.png", "caf\\xe9.png"]
     assert status["watches"][0]["name"] == "w"
-    assert 'pyramidd_jobs_total{outcome="failed",watch="w"} 1.0' in metrics
+    assert 'pyramidd_jobs_total{outcome="failed",watch="w"} 2.0' in metrics
     assert "pyramidd_queue_capacity 64.0" in metrics
     assert not (config.state_dir / "http.json").exists()
 

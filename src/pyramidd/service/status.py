@@ -78,10 +78,10 @@ class State:
             "state": "stopping" if self.stopping else "ready" if self.ready else "starting",
             "config": self.config_path,
             "queue": {"waiting": self.waiting, "capacity": self.capacity},
-            "jobs": [asdict(j) for j in self.running.values()],
+            "jobs": [_readable_all(asdict(j)) for j in self.running.values()],
             "totals": {"done": self.done, "failed": self.failed,
                        "worker_restarts": self.worker_restarts},
-            "recent_failures": list(self.recent_failures),
+            "recent_failures": [_readable_all(f) for f in self.recent_failures],
             "watches": self.watches,
         }
 
@@ -90,9 +90,27 @@ class State:
         parts = [f"{self.waiting} waiting", f"{len(self.running)} running"]
         for job in list(self.running.values())[:2]:
             pct = f" {100 * job.done // job.total}%" if job.total else ""
-            parts.append(f"{job.watch}/{job.name}{pct}")
+            parts.append(f"{job.watch}/{readable(job.name)!r}{pct}")
         parts.append(f"{self.done} done, {self.failed} failed")
         return ", ".join(parts)
+
+
+def readable(name: str) -> str:
+    """A file name as text: bytes that are not UTF-8 shown as ``\\xff`` escapes.
+
+    Names reach Python with such bytes as lone surrogates, which no JSON encoder
+    writes as UTF-8.
+    """
+    try:
+        raw = name.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a surrogate no file system produced: show it replaced
+        raw = name.encode("utf-8", "replace")
+    return raw.decode("utf-8", "backslashreplace")
+
+
+def _readable_all(data: dict[str, Any]) -> dict[str, Any]:
+    # Error messages quote file names too.
+    return {k: readable(v) if isinstance(v, str) else v for k, v in data.items()}
 
 
 def render(status: dict[str, Any]) -> str:
