@@ -80,3 +80,36 @@ def test_events_logged_in_a_real_render_worker_reach_the_service_log(monkeypatch
     event = json.loads([line for line in out.getvalue().splitlines() if "slow codec" in line][0])
     assert event["level"] == "warning" and event["seconds"] == 2.5 and event["worker"] == 0
     assert event["source"] == "worker" and event["path"].startswith("<object")
+
+
+def test_the_service_sets_up_its_workers_to_forward_their_logs(tmp_path, monkeypatch):
+    from pyramidd.service.config import load_config
+    from pyramidd.service.service import Service
+    from pyramidd.service.testing import write_config
+
+    here = str(Path(__file__).parent)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [here, os.environ.get("PYTHONPATH")])))
+    out = io.StringIO()
+    logs.configure("info", "json", stream=out)
+    config = load_config(write_config(
+        tmp_path / "c.toml", [{"folder": str(tmp_path / "d"), "output": str(tmp_path / "o"),
+                               "settle_time": 0, "min_age": 0}],
+        state_dir=str(tmp_path / "s"), workers=1, http={"enabled": False}))
+
+    async def build(input, output, options, *, pool, progress=None):
+        await pool.run(log_in_worker)
+        return {"tiles": 0}
+
+    async def main() -> None:
+        service = Service(config, build=build)
+        async with anyio.create_task_group() as tg:
+            await tg.start(service.run)
+            (tmp_path / "d" / "a.png").write_bytes(b"x")
+            with anyio.fail_after(20):
+                while "slow codec" not in out.getvalue():
+                    await anyio.sleep(0.05)
+            service.request_stop()
+
+    anyio.run(main)
+    assert any('"slow codec"' in line and '"source": "worker"' in line
+               for line in out.getvalue().splitlines())

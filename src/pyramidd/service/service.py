@@ -97,6 +97,7 @@ class Service:
         self._known_ids: set[str] = set()
         self._send: Any = None
         self._app: Any = None
+        self._logged_restarts = 0
 
     # ------------------------------------------------------------------ control
 
@@ -174,6 +175,7 @@ class Service:
                 build = self.build or default_build()
                 async with self.pool_factory(config.workers) as pool:
                     self._ctx = Context(config, journal, pool, build, self.metrics, self.state)
+                    await self._forward_worker_logs()
                     await self._serve(decisions, task_status)
             finally:
                 journal.close()
@@ -353,6 +355,32 @@ class Service:
                     await tg.start(watcher.run)
                 task_status.started(scope)
 
+    # ------------------------------------------------------------------ worker logs
+
+    async def _forward_worker_logs(self) -> None:
+        """Make every render worker send its log events to this service's log.
+
+        Run at start and again after the pool replaced a dead worker (a new process
+        starts with structlog's defaults, which print to a stderr nobody reads).
+        """
+        from ..pool import WorkerPool
+
+        pool = self._ctx.pool if self._ctx else None
+        if not isinstance(pool, WorkerPool):
+            return
+        self._logged_restarts = pool.restarts
+
+        async def configure(i: int) -> None:
+            try:
+                await pool.run(logs.configure_worker, self.config.log.level, worker=i)
+            except Exception as exc:  # a worker dying now is replaced and configured later
+                log.warning("could not set up a render worker's logging", worker=i,
+                            error=str(exc))
+
+        async with anyio.create_task_group() as tg:
+            for i in range(pool.size):
+                tg.start_soon(configure, i)
+
     # ------------------------------------------------------------------ heartbeat
 
     def _refresh(self) -> None:
@@ -374,6 +402,9 @@ class Service:
         stalled = False
         while True:
             self._refresh()
+            if self.state.worker_restarts != self._logged_restarts and self._tg is not None:
+                self._logged_restarts = self.state.worker_restarts
+                self._tg.start_soon(self._forward_worker_logs)
             line = self.state.line()
             if line != last_status:
                 self.notifier.status(line)
