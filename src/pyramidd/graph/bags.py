@@ -14,18 +14,35 @@ of the stages builds the same tree.
 
 from __future__ import annotations
 
-import threading
-import structlog
+import ctypes
+import ctypes.util
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
+import structlog
 
 from .quadtree import Rect, child_rect, point_quadrants, segments_hit_rect
 from .records import EDGE, NODE
 
 log = structlog.get_logger("pyramidd.graph")
+
+
+def _malloc_trim() -> Callable[[], None]:
+    # Bags are many small arrays allocated and freed from several threads; glibc keeps
+    # the freed memory in per-thread arenas unless asked to give it back.
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        trim = libc.malloc_trim
+    except (OSError, AttributeError):
+        return lambda: None
+    return lambda: trim(0) and None
+
+
+release_memory = _malloc_trim()
 
 
 @dataclass
@@ -221,6 +238,7 @@ class GraphQuadtree:
                 if bag.path is None and bag.count:
                     self.mem -= bag.nbytes
                     self.shed(bag)
+        release_memory()
 
     def shed(self, bag: Bag) -> None:
         """Write a bag to the spill folder and drop its records from memory."""

@@ -56,6 +56,8 @@ Progress = Callable[[int, int], None]
 BAG_SHARE = 0.5
 #: Bags of split leaves waiting for the reworker.
 REWORK_QUEUE = 16
+#: Chunk files inserted in one walk down the tree, at most.
+MERGE_CHUNKS = 8
 #: A write task takes up to this many consecutive tree nodes, or objects worth this
 #: many leaves.
 BATCH_NODES = 64
@@ -195,9 +197,14 @@ def _first_error(group: BaseExceptionGroup) -> BaseException:
     return (real or flat or [group])[0]
 
 
-def _load_chunk(path: Path) -> tuple[np.ndarray, np.ndarray, int]:
-    with np.load(path) as z:
-        return z["nodes"], z["edges"], int(z["read"])
+def _load_chunks(paths: list[Path]) -> tuple[np.ndarray, np.ndarray, int]:
+    nodes, edges, read = [], [], 0
+    for path in paths:
+        with np.load(path) as z:
+            nodes.append(z["nodes"])
+            edges.append(z["edges"])
+            read = int(z["read"])
+    return np.concatenate(nodes), np.concatenate(edges), read
 
 
 def _load_bags(bags: list[Bag]) -> tuple[np.ndarray, np.ndarray]:
@@ -309,11 +316,15 @@ class _Stages:
                     continue
                 except anyio.WouldBlock:
                     pass
-                path = chunk_path(self.spill, next_chunk)
-                if path.exists():
-                    nodes, edges, read = await anyio.to_thread.run_sync(_load_chunk, path)
+                ready = []
+                while len(ready) < MERGE_CHUNKS and chunk_path(self.spill, next_chunk + len(ready)).exists():
+                    ready.append(chunk_path(self.spill, next_chunk + len(ready)))
+                if ready:
+                    # Chunks waiting are inserted together: a walk down the tree costs
+                    # about the same for one chunk as for several.
+                    nodes, edges, read = await anyio.to_thread.run_sync(_load_chunks, ready)
                     await insert("", nodes, edges)
-                    next_chunk += 1
+                    next_chunk += len(ready)
                     await anyio.to_thread.run_sync(_write_consumed, self.spill, next_chunk)
                     if self.progress:
                         self.progress(min(read, self.total_bytes), self.total_bytes)
