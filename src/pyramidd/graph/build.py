@@ -151,7 +151,7 @@ async def build_graph(
             "levels": tree.levels(),
             "leaves": summary["leaves"],
             "bag_size": opts.bag_size,
-            "bags_per_leaf": opts.bag_size and opts.bags_per_leaf,
+            "bags_per_leaf": opts.bags_per_leaf,
             "capacity": opts.capacity,
             "options": {k: v for k, v in opts.as_dict().items() if k != "chunk"},
             "skipped": result.skipped,

@@ -7,7 +7,17 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from ...errors import InputError
-from .base import EDGE, NODE, READERS, CountingFile, GraphSource, Record, head, local, number
+from .base import (
+    EDGE,
+    NODE,
+    READERS,
+    CountingFile,
+    GraphSource,
+    Record,
+    head,
+    local,
+    number,
+)
 
 #: Data key names taken as coordinates (compared lower-case).
 X_NAMES = ("x", "pos_x", "posx")
