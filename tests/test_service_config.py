@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 
 from pyramidd.service.config import (
-    ConfigError, load_config, matches, parse_bind, parse_config, parse_size, restart_needed,
+    ConfigError,
+    load_config,
+    matches,
+    parse_bind,
+    parse_config,
+    parse_size,
+    restart_needed,
 )
 
 REPO = Path(__file__).resolve().parents[1]

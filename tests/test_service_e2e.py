@@ -16,9 +16,10 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -26,7 +27,13 @@ from PIL import Image
 
 from pyramidd import shm
 from pyramidd.service.journal import replay
-from pyramidd.service.testing import ServiceProcess, deadline, pyramidd_command, wait_until, write_config
+from pyramidd.service.testing import (
+    ServiceProcess,
+    deadline,
+    pyramidd_command,
+    wait_until,
+    write_config,
+)
 
 
 @pytest.fixture(autouse=True)

@@ -12,15 +12,16 @@ import os
 import signal
 import urllib.error
 import urllib.request
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 import anyio
 import pytest
 
 from pyramidd.errors import InputError, WorkerCrashed
 from pyramidd.service import crashpoints
-from pyramidd.service.config import ServiceConfig, load_config, parse_config
+from pyramidd.service.config import ServiceConfig, load_config
 from pyramidd.service.journal import replay
 from pyramidd.service.notify import Notifier
 from pyramidd.service.service import Service
@@ -48,10 +49,10 @@ class FakePool:
     def __init__(self, workers: int) -> None:
         self.restarts = 0
 
-    async def __aenter__(self) -> "FakePool":
+    async def __aenter__(self) -> FakePool:
         return self
 
-    async def __aexit__(self, *exc: Any) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         pass
 
     async def run(self, fn: Any, *args: Any) -> Any:

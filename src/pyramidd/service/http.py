@@ -19,8 +19,9 @@ import json
 import logging
 import os
 import socket
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import anyio
 from anyio.abc import TaskStatus

@@ -16,9 +16,10 @@ from __future__ import annotations
 import functools
 import os
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Protocol
+from typing import Any, Protocol
 
 import anyio
 import structlog
@@ -27,7 +28,7 @@ from ..options import BuildOptions
 from . import claim, crashpoints
 from .config import ServiceConfig, WatchConfig
 from .failure import Failure, from_exception
-from .journal import Journal, JobRecord, new_job_id
+from .journal import JobRecord, Journal, new_job_id
 from .metrics import Metrics
 from .naming import inside, output_name
 from .settle import Entry, unchanged

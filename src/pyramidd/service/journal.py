@@ -133,8 +133,7 @@ class Journal:
         """Replace the file with one ``claim`` line per open job (atomically). Lock held."""
         tmp = self.path.with_name(self.path.name + ".tmp")
         with open(tmp, "wb") as f:
-            for job in self._jobs.values():
-                f.write(_line({"op": "claim", **asdict(job)}))
+            f.writelines(_line({"op": "claim", **asdict(job)}) for job in self._jobs.values())
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, self.path)

@@ -30,7 +30,7 @@ def output_name(input_name: str) -> str:
     # as the replacement character rather than failing to encode them later.
     text = os.fsencode(input_name).decode("utf-8", errors="replace")
     text = text.replace("\\", "/").rsplit("/", 1)[-1]  # a path-looking name: keep its last part
-    stem, dot, ext = text.rpartition(".")
+    stem, dot, _ext = text.rpartition(".")
     if dot and stem.strip("."):
         text = stem
     text = _UNSAFE.sub("_", text).strip("._-+")

@@ -16,9 +16,10 @@ import dataclasses
 import fcntl
 import os
 import time
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import anyio
 import structlog
@@ -26,12 +27,12 @@ from anyio.abc import TaskGroup, TaskStatus
 
 from . import claim, logs, signals
 from .config import ConfigError, ServiceConfig, WatchConfig, load_config, restart_needed
+from .failure import Failure
 from .jobs import BuildFn, Candidate, Context, finish_failed, record_failure, run, take
 from .journal import JobRecord, Journal
 from .metrics import Metrics
 from .notify import Notifier, pipeline_moves
 from .recovery import Decision, scan, sweep_leftovers
-from .failure import Failure
 from .status import State
 from .watch import FolderWatcher
 

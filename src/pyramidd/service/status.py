@@ -116,11 +116,11 @@ def _readable_all(data: dict[str, Any]) -> dict[str, Any]:
 def render(status: dict[str, Any]) -> str:
     """The status for people, as ``pyramidd status`` prints it."""
     out = [
-        f"pyramidd {status['version']} pid {status['pid']}: {status['state']}, "
-        f"up {_duration(status['uptime'])}",
-        f"queue: {status['queue']['waiting']} waiting (of {status['queue']['capacity']}), "
-        f"{len(status['jobs'])} running; {status['totals']['done']} done, "
-        f"{status['totals']['failed']} failed, {status['totals']['worker_restarts']} worker restarts",
+        (f"pyramidd {status['version']} pid {status['pid']}: {status['state']}, "
+         f"up {_duration(status['uptime'])}"),
+        (f"queue: {status['queue']['waiting']} waiting (of {status['queue']['capacity']}), "
+         f"{len(status['jobs'])} running; {status['totals']['done']} done, "
+         f"{status['totals']['failed']} failed, {status['totals']['worker_restarts']} worker restarts"),
     ]
     for w in status["watches"]:
         out.append(f"watch {w['name']}: {w['folder']} -> {w['output']}")

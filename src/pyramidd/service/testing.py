@@ -11,8 +11,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -20,8 +20,9 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 
 def pyramidd_command() -> list[str]:
@@ -115,7 +116,7 @@ class ServiceProcess:
         self.pids: list[int] = []
 
     def start(self, env: dict[str, str] | None = None, ready_timeout: float = 30.0,
-              wait_ready: bool = True) -> "ServiceProcess":
+              wait_ready: bool = True) -> ServiceProcess:
         """Start the service (again) and wait for READY=1."""
         self.runs += 1
         if self.notify is not None:

@@ -13,8 +13,8 @@ import os
 import secrets
 import stat
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import anyio
 import structlog
