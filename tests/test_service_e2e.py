@@ -519,3 +519,17 @@ def test_a_second_service_on_the_same_state_dir_is_refused(env):
         assert "another pyramidd service uses the state folder" in second.log_text()
     finally:
         second.close()
+
+
+def test_a_second_drop_of_the_same_name_replaces_the_pyramid_and_keeps_both_inputs(env):
+    e = env()
+    e.service.start()
+    png(e.drop / "a.png", 300, 200)
+    wait_settled(e, done=1)
+    assert tile_files(e.out, "a") == dzi_tiles(300, 200, 64)
+    png(e.drop / "a.png", 500, 400, seed=5)
+    wait_settled(e, done=2)
+    assert listing(e.drop / "done") == ["a-1.png", "a.png"]
+    assert tile_files(e.out, "a") == dzi_tiles(500, 400, 64)
+    assert 'Width="500"' in (e.out / "a.dzi").read_text()
+    assert [n for n in listing(e.out) if n.startswith(".")] == []

@@ -415,3 +415,18 @@ async def test_http_serves_outputs_and_the_graph_api_and_follows_reloads(tmp_pat
         paths = json.loads(body)["paths"]
         assert "/graph/w/{name}/cover" in paths and "/graph/two/{name}/cover" in paths
         assert (await anyio.to_thread.run_sync(get, "/outputs/w/a.out"))[0] == 200
+
+
+async def test_on_success_delete_removes_the_input_and_its_sidecars(tmp_path):
+    config = make_config(tmp_path, watches=[
+        {"name": "w", "folder": str(tmp_path / "drop"), "output": str(tmp_path / "out"),
+         "settle_time": 0.05, "min_age": 0, "on_success": "delete"}])
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    (drop / "a.png").write_bytes(b"fine")
+    (drop / "a.png.points").write_bytes(b"gcps")
+    async with running(Service(config, build=StandIn(), pool_factory=FakePool)) as service:
+        await until(lambda: service.state.done == 1)
+    assert listing(drop / "done") == [] and listing(drop / "processing") == []
+    assert [n for n in listing(drop) if "a.png" in n] == []
+    assert (tmp_path / "out" / "a.out").exists()
