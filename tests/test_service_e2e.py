@@ -348,6 +348,7 @@ def test_a_full_disk_fails_the_job_cleanly_and_the_service_lives_on(env, tmp_pat
     if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=192k", "tmpfs", str(small)],
                       capture_output=True).returncode != 0:
         pytest.skip("cannot mount a small tmpfs here (needs root)")
+    e = None
     try:
         e = env(watches=[
             {"name": "full", "folder": str(tmp_path / "drop"), "output": str(small),
@@ -365,7 +366,8 @@ def test_a_full_disk_fails_the_job_cleanly_and_the_service_lives_on(env, tmp_pat
         wait_until(lambda: listing(tmp_path / "drop2" / "done") == ["ok.png"], 60, "the other watch")
         assert e.service.proc.poll() is None
     finally:
-        e.service.close()
+        if e is not None:
+            e.service.close()
         subprocess.run(["umount", "-l", str(small)], capture_output=True)
 
 
