@@ -49,5 +49,6 @@ def test_unit_has_the_notify_watchdog_restart_and_hardening_settings():
         assert s.get(key) == [value], key
     assert int(s["WatchdogSec"][0]) > 0
     assert s["ReadWritePaths"] and "DynamicUser" not in s
+    assert s["RestartPreventExitStatus"] == ["2"]  # what `pyramidd run` exits with on a bad config
     assert s["ExecStart"][0].startswith(INSTALLED + " run --config ")
     assert s["ExecReload"] == ["/bin/kill -HUP $MAINPID"]
