@@ -200,7 +200,7 @@ class Service:
                                                config.watches))
                 self.http_address = await tg.start(serve, self._app, config.http.host,
                                                    config.http.port, config.state_dir)
-                log.info("status server listening", url=f"http://{self._url_host()}/status")
+                log.info("HTTP server listening", url=f"http://{self._url_host()}/status")
             await self._recover(decisions)
             runners_done = anyio.Event()
             tg.start_soon(self._runners, receive, runners_done)
@@ -248,38 +248,48 @@ class Service:
         assert ctx is not None
         for d in decisions:
             self.metrics.recovered.labels(d.action).inc()
-            job = d.job
             if d.action != "release":
-                log.info("recovering job", job=job.id, watch=job.watch, input=job.name,
+                log.info("recovering job", job=d.job.id, watch=d.job.watch, input=d.job.name,
                          action=d.action, reason=d.reason)
-            if d.action == "release":
-                await ctx.record("closed", job.id)
-            elif d.action == "redo":
-                if job.id not in self._known_ids:  # adopted: no journal entry yet
-                    await anyio.to_thread.run_sync(ctx.journal.claim, job)
-                elif job.state == "claiming":  # the rename happened; the journal did not hear
-                    await ctx.record("claimed", job.id)
-                self._redo.append(job)
-            elif d.action == "finish-done":
-                watch = ctx.config.watch(job.watch)
-                moved = await anyio.to_thread.run_sync(claim.finish_done, watch, job.name)
-                await ctx.record("closed", job.id)
-                self.state.done += 1
-                # The job's one summary event: the run that built it died before logging it.
-                log.info("job done", job=job.id, watch=watch.name, input=job.name,
-                         output=str(watch.output / job.output), recovered=True,
-                         moved_to=str(moved) if moved else None, attempts=job.attempts,
-                         **(job.summary or {}))
-            elif d.action == "finish-failed":
-                watch = ctx.config.watch(job.watch)
-                error = job.error or {"kind": "internal", "error": "unknown"}
-                failure = Failure(error.get("kind", "internal"), error.get("error", ""))
-                await finish_failed(watch, job, failure, job.attempts)
-                await ctx.record("closed", job.id)
-                record_failure(ctx, watch, job, failure)
-                log.warning("job failed", job=job.id, watch=watch.name, input=job.name,
-                            kind=failure.kind, error=failure.error, attempts=job.attempts,
-                            recovered=True)
+            try:
+                await self._apply(d)
+            except OSError as exc:  # e.g. done/ unwritable: keep the job open, try next start
+                log.error("could not recover job; it stays open", job=d.job.id,
+                          input=d.job.name, action=d.action, error=str(exc))
+
+    async def _apply(self, d: Decision) -> None:
+        """Carry out one recovery decision."""
+        ctx = self._ctx
+        assert ctx is not None
+        job = d.job
+        if d.action == "release":
+            await ctx.record("closed", job.id)
+        elif d.action == "redo":
+            if job.id not in self._known_ids:  # adopted: no journal entry yet
+                await anyio.to_thread.run_sync(ctx.journal.claim, job)
+            elif job.state == "claiming":  # the rename happened; the journal did not hear
+                await ctx.record("claimed", job.id)
+            self._redo.append(job)
+        elif d.action == "finish-done":
+            watch = ctx.config.watch(job.watch)
+            moved = await anyio.to_thread.run_sync(claim.finish_done, watch, job.name)
+            await ctx.record("closed", job.id)
+            self.state.done += 1
+            # The job's one summary event: the run that built it died before logging it.
+            log.info("job done", job=job.id, watch=watch.name, input=job.name,
+                     output=str(watch.output / job.output), recovered=True,
+                     moved_to=str(moved) if moved else None, attempts=job.attempts,
+                     **(job.summary or {}))
+        elif d.action == "finish-failed":
+            watch = ctx.config.watch(job.watch)
+            error = job.error or {"kind": "internal", "error": "unknown"}
+            failure = Failure(error.get("kind", "internal"), error.get("error", ""))
+            await finish_failed(watch, job, failure, job.attempts)
+            await ctx.record("closed", job.id)
+            record_failure(ctx, watch, job, failure)
+            log.warning("job failed", job=job.id, watch=watch.name, input=job.name,
+                        kind=failure.kind, error=failure.error, attempts=job.attempts,
+                        recovered=True)
 
     # ------------------------------------------------------------------ runners
 
