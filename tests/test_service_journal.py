@@ -135,3 +135,21 @@ def test_recovery_finishes_a_claim_cut_short(tmp_path):
     assert [(d.job.name, d.action) for d in decisions] == [("a.png", "redo")]
     assert sorted(os.listdir(w.processing)) == ["a.png", "a.png.points"]
     assert not (w.folder / "a.png.done").exists()
+
+
+def test_staging_cut_off_before_its_lock_is_removed_when_its_process_is_dead(tmp_path):
+    import subprocess
+    import sys
+
+    from pyramidd.service.recovery import sweep_leftovers
+
+    cfg = config(tmp_path)
+    out = cfg.watches[0].output
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    unborn = out / f".a.dzi.pyramidd-staging-{dead.pid}-abcd1234"
+    (unborn / "new").mkdir(parents=True)
+    mine = out / f".b.dzi.pyramidd-staging-{os.getpid()}-abcd1234"
+    mine.mkdir(parents=True)  # a live process's build being born: left alone
+    removed = sweep_leftovers(cfg)
+    assert str(unborn) in removed["staging"] and not unborn.exists() and mine.exists()

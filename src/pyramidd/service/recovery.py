@@ -20,7 +20,9 @@ worker thread, before the service takes files).
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from .. import shm
 from ..sinks import staging
@@ -124,7 +126,32 @@ def sweep_leftovers(config: ServiceConfig) -> dict[str, list[str]]:
     removed: dict[str, list[str]] = {"staging": [], "shm": []}
     for watch in config.watches:
         removed["staging"] += [str(p) for p in staging.sweep_stale(watch.output)]
+        removed["staging"] += [str(p) for p in _sweep_unborn(watch.output)]
     removed["shm"] = shm.sweep()
+    return removed
+
+
+def _sweep_unborn(folder: Path) -> list[Path]:
+    """Staging directories a kill cut off before their lock existed, if their process is dead.
+
+    The engine's sweep spares a lockless directory for a grace period (its build may be
+    starting in another process); its name says which process made it
+    (``.NAME.pyramidd-staging-PID-RANDOM``), so a dead maker settles it at once.
+    """
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except (FileNotFoundError, NotADirectoryError):
+        return removed
+    for entry in entries:
+        head, mark, token = entry.name.rpartition(staging.STAGING_MARK)
+        if not (mark and head.startswith(".") and entry.is_dir(follow_symlinks=False)):
+            continue
+        pid = token.split("-", 1)[0]
+        if not pid.isdigit() or os.path.lexists(Path(entry.path) / "lock") or shm._alive(int(pid)):
+            continue
+        shutil.rmtree(entry.path, ignore_errors=True)
+        removed.append(Path(entry.path))
     return removed
 
 
