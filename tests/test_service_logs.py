@@ -16,10 +16,16 @@ from pyramidd.service.testing import deadline
 
 
 @pytest.fixture(autouse=True)
-def _restore_structlog():
+def _restore_logging():
+    import logging
+
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
     with deadline(60):
         yield
     structlog.reset_defaults()
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 def test_json_when_not_a_terminal():
