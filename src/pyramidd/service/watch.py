@@ -13,7 +13,6 @@ import os
 import secrets
 import stat
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import anyio
@@ -47,14 +46,12 @@ class FolderWatcher:
     """Finds settled files in one drop folder and queues them, until cancelled."""
 
     def __init__(self, watch: WatchConfig, queue: ObjectSendStream[Candidate],
-                 pending: set[tuple[str, str]], rescan_interval: float,
-                 on_look: Callable[[], None] | None = None) -> None:
+                 pending: set[tuple[str, str]], rescan_interval: float) -> None:
         self.watch = watch
         self.queue = queue
         #: (watch, name) of files queued or being claimed, shared by all watchers and jobs.
         self.pending = pending
         self.rescan_interval = rescan_interval
-        self.on_look = on_look
         self._seen: dict[str, Seen] = {}
         self._changed = anyio.Event()
         self._armed = anyio.Event()
@@ -90,24 +87,29 @@ class FolderWatcher:
             await anyio.to_thread.run_sync(lambda: probe.unlink(missing_ok=True))
 
     async def _events(self) -> None:
+        failures = 0
         while not self._stop.is_set():
             try:
                 async for changes in awatch(self.watch.folder, watch_filter=None,
                                             recursive=False, debounce=200, step=20,
                                             stop_event=self._stop, rust_timeout=1000):
+                    failures = 0
                     if not self._armed.is_set() and any(
                             os.path.basename(path) == self._probe for _, path in changes):
                         self._armed.set()
                     self._changed.set()
             except Exception as exc:
-                # watchfiles gives up on a whole batch when one name is not UTF-8; a
-                # full look at the folder sees what the batch held, then watch again.
+                # watchfiles gives up on a whole batch when one name is not UTF-8 (and on
+                # a folder that vanished); a full look at the folder sees what the batch
+                # held, then watch again, backing off while it keeps failing.
                 while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
                     exc = exc.exceptions[0]
-                log.warning("folder events lost; looking at the whole folder",
-                            watch=self.watch.name, error=str(exc))
+                if failures == 0:
+                    log.warning("folder events lost; looking at the whole folder",
+                                watch=self.watch.name, error=str(exc))
                 self._changed.set()
-                await anyio.sleep(0.1)
+                await anyio.sleep(min(0.1 * 2**failures, self.rescan_interval))
+                failures += 1
 
     async def _looks(self) -> None:
         next_rescan = time.monotonic()
@@ -131,8 +133,6 @@ class FolderWatcher:
             return None
         result = plan(entries, self._seen, self.watch, time.monotonic(), time.time())
         self._seen = result.seen
-        if self.on_look is not None:
-            self.on_look()
         for entry in result.ready:
             key = (self.watch.name, entry.name)
             if key in self.pending:
