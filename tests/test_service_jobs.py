@@ -430,3 +430,17 @@ async def test_on_success_delete_removes_the_input_and_its_sidecars(tmp_path):
     assert listing(drop / "done") == [] and listing(drop / "processing") == []
     assert [n for n in listing(drop) if "a.png" in n] == []
     assert (tmp_path / "out" / "a.out").exists()
+
+
+async def test_a_drop_folder_removed_and_made_again_is_served_again(tmp_path):
+    import shutil
+
+    config = make_config(tmp_path, rescan_interval=0.3)
+    drop = tmp_path / "drop"
+    async with running(Service(config, build=StandIn(), pool_factory=FakePool)) as service:
+        shutil.rmtree(drop)
+        await anyio.sleep(0.5)
+        drop.mkdir()
+        (drop / "a.png").write_bytes(b"fine")
+        await until(lambda: service.state.done == 1)
+    assert listing(drop / "done") == ["a.png"]

@@ -51,6 +51,8 @@ def claim(watch: WatchConfig, name: str) -> Path:
     """
     src = watch.folder / name
     dst = watch.processing / name
+    if not os.path.isdir(watch.processing):  # someone removed it (or the whole drop folder)
+        prepare(watch)
     if os.path.lexists(dst):
         raise FileExistsError(dst)
     os.rename(src, dst)
@@ -122,6 +124,7 @@ def finish_done(watch: WatchConfig, name: str) -> Path | None:
         os.unlink(src)
         fsync_dir(watch.processing)
         return None
+    watch.done.mkdir(parents=True, exist_ok=True)
     final = unique_name(watch.done, name, also=watch.sidecars)
     # The input moves last: while it is in processing/, recovery knows the job is open.
     dst = _move_with_sidecars(watch, name, watch.done, final)
@@ -135,6 +138,7 @@ def finish_failed(watch: WatchConfig, name: str, report: dict[str, Any]) -> Path
     src = watch.processing / name
     if not os.path.lexists(src):
         return None
+    watch.failed.mkdir(parents=True, exist_ok=True)
     final = unique_name(watch.failed, name, also=(".error.json", *watch.sidecars))
     error_path = watch.failed / (final + ".error.json")
     tmp = watch.failed / f".{final}.error.json.tmp"
