@@ -12,6 +12,12 @@ TESTS = Path(__file__).parent
 
 
 @pytest.fixture
+def tests_importable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Render workers can import modules of the tests folder (tasks defined in tests)."""
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]))
+
+
+@pytest.fixture
 def rawplugin(monkeypatch: pytest.MonkeyPatch):
     """Load ``tests/rawplugin.py`` in the coordinator and in every render worker."""
     monkeypatch.syspath_prepend(str(TESTS))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import pickle
 import socket
 import subprocess
 import sys
@@ -31,6 +32,8 @@ from . import worker as worker_module
 from .errors import PluginError, WorkerCrashed
 
 EventHandler = Callable[[dict[str, Any]], None]
+
+_INIT = 0  # call id of the initializer; task ids start at 1
 
 
 @dataclass
@@ -68,6 +71,8 @@ class WorkerPool:
     """Render worker processes, started on entry and stopped on exit.
 
     ``on_log`` receives log events forwarded from workers (default: dropped).
+    ``initializer`` is ``(fn, args)`` run in every worker the pool starts, replacements
+    of dead workers included, before its first task (e.g. set up its logging).
     """
 
     def __init__(
@@ -76,11 +81,13 @@ class WorkerPool:
         *,
         disabled_plugins: Sequence[str] = (),
         on_log: EventHandler | None = None,
+        initializer: tuple[Callable[..., Any], tuple[Any, ...]] | None = None,
     ) -> None:
         self.size = workers if workers > 0 else (os.cpu_count() or 1)
         #: Plugins this pool's workers do not load (the coordinator must skip them too).
         self.disabled_plugins = tuple(disabled_plugins)
         self._on_log = on_log
+        self._initializer = initializer
         self._workers: list[_Worker] = []
         self._free: set[int] = set()
         self._waiters: deque[tuple[int | None, anyio.Event, list[int]]] = deque()
@@ -143,6 +150,10 @@ class WorkerPool:
         )
         child.close()
         w = _Worker(index, process, os.pidfd_open(process.pid), Connection(parent.detach()))
+        if self._initializer is not None:
+            # Queued ahead of any task on the same pipe, so it runs first.
+            fn, args = self._initializer
+            w.conn.send((_INIT, pickle.dumps((fn, args))))
         assert self._tg is not None
         self._tg.start_soon(self._read, w)
         self._tg.start_soon(self._watch, w)
@@ -172,6 +183,10 @@ class WorkerPool:
                     payload if isinstance(payload, PluginError) else PluginError(str(payload))
                 )
                 w.ready.set()
+            elif call_id == _INIT:
+                if kind == "error" and self._on_log is not None:
+                    self._on_log({"event": "worker initializer failed", "level": "error",
+                                  "worker": w.index, "error": str(payload)})
             else:
                 call = w.call
                 if call is None or call.id != call_id:
@@ -267,7 +282,9 @@ class WorkerPool:
         call = _Call(next(self._ids), on_event=on_event)
         w.call = call
         try:
-            w.conn.send((call.id, fn, args))
+            # The task travels pickled inside the message, so a worker that cannot load
+            # it (a function it cannot import) still knows which call to fail.
+            w.conn.send((call.id, pickle.dumps((fn, args))))
             await call.done.wait()
         except BaseException:
             if not call.done.is_set():

@@ -3,7 +3,7 @@
 A worker builds its own plugin manager at start, then runs tasks sent by the
 coordinator over a pipe, one at a time: a task is a module-level function and its
 arguments (plain, picklable data); pixels never travel in the pipe, only names of
-shared-memory slots. Each reply is ``("ok", id, result)`` or ``("error", id, exc)``;
+shared-memory slots. A task arrives as ``(id, pickled (fn, args))``. Each reply is ``("ok", id, result)`` or ``("error", id, exc)``;
 a task may also send ``("event", id, payload)`` progress messages and
 ``("log", None, event)`` log events before its reply.
 """
@@ -11,6 +11,7 @@ a task may also send ``("event", id, payload)`` progress messages and
 from __future__ import annotations
 
 import os
+import pickle
 import signal
 import time
 import traceback
@@ -87,8 +88,9 @@ def main(conn: Connection, worker_id: int, disabled: tuple[str, ...]) -> None:
             break
         if msg is None:
             break
-        _task_id, fn, args = msg
+        _task_id, task = msg
         try:
+            fn, args = pickle.loads(task)
             result = fn(*args)
             reply = ("ok", _task_id, result)
         except BaseException as exc:

@@ -1,0 +1,97 @@
+"""The worker pool on its own: tasks, pinned workers, crashes, initializers."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import anyio
+import pytest
+
+from pyramidd import errors, worker
+from pyramidd.pool import WorkerPool
+
+MARK = "PYRAMIDD_TEST_POOL_MARK"
+
+
+def set_mark(value: str) -> None:
+    os.environ[MARK] = value
+
+
+def get_mark() -> str | None:
+    return os.environ.get(MARK)
+
+
+def fail_with(exc: BaseException) -> None:
+    raise exc
+
+
+def test_runs_tasks_on_any_or_a_given_worker():
+    async def main():
+        async with WorkerPool(2) as pool:
+            pids = set(pool.pids())
+            assert len(pids) == 2
+            assert await pool.run(worker.ping) in pids
+            assert await pool.run(worker.ping, worker=1) == pool.pids()[1]
+
+    anyio.run(main)
+
+
+def test_errors_come_back_user_errors_as_they_are_others_with_a_traceback(tests_importable):
+    async def main():
+        async with WorkerPool(1) as pool:
+            with pytest.raises(errors.InputError, match="bad file"):
+                await pool.run(fail_with, errors.InputError("bad file"))
+            with pytest.raises(RuntimeError, match="ZeroDivisionError"):
+                await pool.run(fail_with, ZeroDivisionError("boom"))
+            assert await pool.run(worker.ping)  # the worker is still fine
+
+    anyio.run(main)
+
+
+def test_initializer_runs_in_every_worker_including_replacements(tests_importable):
+    async def main():
+        async with WorkerPool(2, initializer=(set_mark, ("ready",))) as pool:
+            assert [await pool.run(get_mark, worker=i) for i in range(2)] == ["ready", "ready"]
+            os.kill(pool.pids()[0], signal.SIGKILL)
+            with anyio.fail_after(30):
+                while pool.restarts == 0:
+                    await anyio.sleep(0.05)
+            assert await pool.run(get_mark, worker=0) == "ready"
+
+    anyio.run(main)
+
+
+def test_a_task_the_worker_cannot_load_fails_alone():
+    """Without the tests folder on its path the worker cannot import this module."""
+
+    async def main():
+        async with WorkerPool(1) as pool:
+            with pytest.raises(RuntimeError, match="No module named 'test_pool'"):
+                await pool.run(get_mark)
+            assert pool.restarts == 0
+            assert await pool.run(worker.ping)
+
+    anyio.run(main)
+
+
+def test_a_dying_worker_fails_its_task_and_is_replaced():
+    async def main():
+        async with WorkerPool(1) as pool:
+            with pytest.raises(errors.WorkerCrashed, match="killed by signal 9"):
+                await pool.run(os.kill, pool.pids()[0], signal.SIGKILL)
+            assert pool.restarts == 1
+            assert await pool.run(worker.ping) == pool.pids()[0]
+
+    anyio.run(main)
+
+
+def test_cancelled_task_returns_its_worker_when_it_answers():
+    async def main():
+        async with WorkerPool(1) as pool:
+            with anyio.move_on_after(0.2):
+                await pool.run(__import__("time").sleep, 1.0)
+            with anyio.fail_after(10):
+                assert await pool.run(worker.ping)  # waits for the abandoned task, then runs
+
+    anyio.run(main)
