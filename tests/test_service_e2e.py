@@ -297,9 +297,7 @@ def test_bad_and_hostile_inputs_fail_cleanly_and_nothing_escapes_the_output(env,
     e = env(watches=[{"name": "main", "folder": str(tmp_path / "drop"),
                       "output": str(tmp_path / "out"), "settle_time": 0.3, "min_age": 0.0,
                       "tile_size": 64, "max_pixels": 200_000}],
-            # One job at a time: concurrent builds into one output folder can lose a
-            # staging directory to the engine's own sweep (reported to its owner).
-            jobs=1)
+            jobs=2)
     e.drop.mkdir()
     outside = tmp_path / "outside"
     outside.mkdir()
@@ -378,9 +376,7 @@ def test_a_thousand_files_at_once_are_all_processed_once_with_bounded_memory(env
     e = env(watches=[{"name": "main", "folder": str(tmp_path / "drop"),
                       "output": str(tmp_path / "out"), "settle_time": 0.2, "min_age": 0.0,
                       "tile_size": 256, "suffix": "png"}],
-            # jobs=1 until concurrent builds into one output folder stop losing staging
-            # directories to the engine's own sweep (Staging.start); reported to its owner.
-            queue_size=16, jobs=1, rescan_interval=2.0)
+            queue_size=16, jobs=2, rescan_interval=2.0)
     staging = tmp_path / "staging"
     staging.mkdir()
     small = np.zeros((8, 8, 3), np.uint8)

@@ -316,12 +316,19 @@ def test_pickled_staging_does_not_carry_the_lock(tmp_path: Path) -> None:
     assert s._lock_fd is None
 
 
+def dead_pid() -> int:
+    """The pid of a process that has exited."""
+    p = subprocess.Popen([sys.executable, "-c", ""])
+    p.wait()
+    return p.pid
+
+
 def test_sweep_removes_only_dead_builds(tmp_path: Path) -> None:
     live = Staging(tmp_path, ("live",))
     live.start()
-    dead = Staging(tmp_path, ("dead",))
+    dead = Staging(tmp_path, ("dead",), token=f"{dead_pid()}-c90cab8e")
     dead.start()
-    dead._release()  # as if its process had died: the lock file stays, unlocked
+    dead._release()  # its process died: the lock file stays, unlocked
     young = tmp_path / f".young{STAGING_MARK}1-a"
     young.mkdir()  # no lock yet: a build being born
     old = tmp_path / f".old{STAGING_MARK}2-b"
@@ -339,7 +346,7 @@ def test_sweep_removes_only_dead_builds(tmp_path: Path) -> None:
 
 
 def test_start_sweeps_dead_builds_beside_it(tmp_path: Path) -> None:
-    dead = Staging(tmp_path, ("pyr",))
+    dead = Staging(tmp_path, ("pyr",), token=f"{dead_pid()}-f4839eb2")
     dead.start()
     dead._release()
     s = Staging(tmp_path, ("pyr",))
@@ -349,7 +356,7 @@ def test_start_sweeps_dead_builds_beside_it(tmp_path: Path) -> None:
 
 
 def test_sweep_respects_a_lock_held_by_another_process(tmp_path: Path) -> None:
-    s = Staging(tmp_path, ("pyr",))
+    s = Staging(tmp_path, ("pyr",), token=f"{dead_pid()}-e9a2627d")
     s.start()
     s._release()
     holder = subprocess.Popen(
@@ -371,3 +378,30 @@ def test_sweep_respects_a_lock_held_by_another_process(tmp_path: Path) -> None:
         holder.kill()
         holder.wait(timeout=10)
     assert sweep_stale(tmp_path) == [s.path]
+
+
+def test_concurrent_starts_in_one_folder_never_disturb_each_other(tmp_path):
+    """Each start sweeps the folder; a sibling build being born must survive it."""
+    import threading
+
+    failures: list[BaseException] = []
+
+    def builder(i: int) -> None:
+        for r in range(150):
+            st = Staging(tmp_path, (f"n{i}_{r}_files", f"n{i}_{r}.dzi"))
+            try:
+                st.start()
+                (st.staged(f"n{i}_{r}_files")).mkdir()
+                (st.staged(f"n{i}_{r}.dzi")).write_text("x")
+                st.commit()
+            except BaseException as exc:  # collected: the assertion below shows them
+                failures.append(exc)
+                st.abort()
+
+    threads = [threading.Thread(target=builder, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
+    assert len(list(tmp_path.glob("*.dzi"))) == 600

@@ -71,7 +71,8 @@ def unlink(name: str) -> None:
         pass
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Whether a process with this pid exists (it may belong to another user)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -93,7 +94,7 @@ def sweep(directory: Path = SHM_DIR) -> list[str]:
             pid = int(entry.name[len(PREFIX) :].split("_", 1)[0])
         except ValueError:
             continue
-        if not _alive(pid):
+        if not alive(pid):
             try:
                 entry.unlink()
                 removed.append(entry.name)

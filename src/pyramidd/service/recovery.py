@@ -148,7 +148,7 @@ def _sweep_unborn(folder: Path) -> list[Path]:
         if not (mark and head.startswith(".") and entry.is_dir(follow_symlinks=False)):
             continue
         pid = token.split("-", 1)[0]
-        if not pid.isdigit() or os.path.lexists(Path(entry.path) / "lock") or shm._alive(int(pid)):
+        if not pid.isdigit() or os.path.lexists(Path(entry.path) / "lock") or shm.alive(int(pid)):
             continue
         shutil.rmtree(entry.path, ignore_errors=True)
         removed.append(Path(entry.path))

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ..errors import OutputError
+from ..shm import alive
 
 #: Part of every staging directory's name; output names may not contain it.
 STAGING_MARK = ".pyramidd-staging-"
@@ -414,7 +415,24 @@ class Staging:
             self._lock_fd = None
 
 
+def _token_pid(name: str) -> int | None:
+    """The pid a staging directory's token names (see :func:`new_token`)."""
+    try:
+        return int(name.rsplit(STAGING_MARK, 1)[1].split("-", 1)[0])
+    except (IndexError, ValueError):
+        return None
+
+
 def _is_live(path: Path, grace: float) -> bool:
+    # A young directory of a live process may be between its mkdir and its flock:
+    # probing the lock then could win it, and the build would fail or lose its folder.
+    pid = _token_pid(path.name)
+    try:
+        young = time.time() - path.stat().st_mtime < grace
+    except FileNotFoundError:
+        return True
+    if young and pid is not None and alive(pid):
+        return True
     try:
         fd = os.open(path / _LOCK, os.O_RDWR | os.O_CLOEXEC)
     except FileNotFoundError:
