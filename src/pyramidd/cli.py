@@ -45,7 +45,8 @@ def add_build_command(sub: Any) -> None:
     )
     p.add_argument("input", type=Path, help="image, TIFF, .npy, or laid-out graph")
     p.add_argument("output", type=Path, help="output name (DZI: OUTPUT.dzi + OUTPUT_files/)")
-    p.add_argument("--layout", default=None, help="dzi (default), tms, xyz, or a plugin's layout")
+    p.add_argument("--layout", default=None,
+                   help="dzi (default), tms, xyz, or a plugin's layout; graphs are graph-json")
     p.add_argument("--tile-size", type=int, default=None, help="tile edge in pixels (DZI 254, else 256)")
     p.add_argument("--overlap", type=int, default=None, help="overlap in pixels (DZI 1, else 0)")
     p.add_argument("--suffix", default="jpg", help="tile format: jpg, png or webp (default jpg)")
@@ -93,21 +94,6 @@ def build_options(args: argparse.Namespace) -> BuildOptions:
     )
 
 
-def _graph_builder(input: Path, layout: str | None, disabled: Sequence[str]) -> Any:
-    """The graph build entry point if a graph source reads ``input``, else ``None``."""
-    if layout not in (None, "graph-json"):
-        return None
-    try:
-        from .graph import build as graph_build
-    except ImportError:
-        return None
-    from . import plugins
-
-    if graph_build.probe(input, plugins.load(disabled).registry) is None:
-        return None
-    return graph_build
-
-
 def cmd_build(args: argparse.Namespace) -> int:
     """Run one build, with a progress bar on a terminal and one summary line at the end."""
     import anyio
@@ -126,15 +112,10 @@ def cmd_build(args: argparse.Namespace) -> int:
         args.layout = hook.pyramidd_choose_layout(path=args.input, options=vars(args).copy())
     options = build_options(args)
     options.check()
-    graph = _graph_builder(args.input, args.layout, args.disable_plugin)
     bar = ProgressBar()
 
     async def main() -> dict[str, Any]:
         async with WorkerPool(options.workers, disabled_plugins=args.disable_plugin) as pool:
-            if graph is not None:
-                return await graph.build_graph(
-                    args.input, args.output, dict(options.extra), pool=pool, progress=bar
-                )
             summary = await build(args.input, args.output, options, pool=pool, progress=bar)
             return summary.as_dict()
 

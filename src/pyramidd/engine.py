@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -22,7 +22,7 @@ from . import planner
 from . import plugins as plugin_loader
 from . import shm
 from . import worker as tasks
-from .errors import ImageTooLarge, PyramiddError
+from .errors import ImageTooLarge, PyramiddError, UnsupportedInput
 from .formats import Source
 from .grid import Grid, TileKey
 from .options import BuildOptions
@@ -35,28 +35,68 @@ Progress = Callable[[int, int], None]
 """Called with (tiles written, tiles in all) as the build goes."""
 
 
+#: The layout of graph pyramids; any input a graph source reads is built as one.
+GRAPH_LAYOUT = "graph-json"
+
+
 @dataclass(frozen=True)
 class BuildSummary:
-    """What a finished build wrote."""
+    """What a finished build wrote.
+
+    ``tiles`` counts files (tiles of a raster pyramid, leaf and sparse files of a graph
+    pyramid). ``details`` holds what only one kind has: for rasters ``width``,
+    ``height``, ``builder_level``, ``subtrees``, ``steals``; for graphs ``nodes``,
+    ``edges``, ``leaves`` and the rest of the graph build's summary.
+    """
 
     input: str
     output: str
     layout: str
-    width: int
-    height: int
     levels: int
     tiles: int
     bytes: int
     seconds: float
-    builder_level: int
-    subtrees: int
-    steals: int
+    details: dict[str, Any] = field(default_factory=dict)
     #: What the source has to tell the user (a warp's GCP residuals), if anything.
     source_report: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        """Plain dict, for logs, hooks and JSON."""
-        return asdict(self)
+        """Plain dict, details flattened in, for logs, hooks and JSON."""
+        data = asdict(self)
+        return {**data.pop("details"), **data}
+
+
+async def _build_graph(
+    input: Path,
+    output: Path,
+    options: BuildOptions,
+    pool: WorkerPool,
+    progress: Progress | None,
+    registry: Any,
+    started: float,
+    raster_error: UnsupportedInput | None,
+) -> BuildSummary:
+    """Build a graph pyramid (see :mod:`pyramidd.graph`)."""
+    from .graph import build as graph_build
+
+    if await anyio.to_thread.run_sync(graph_build.probe, input, registry) is None:
+        if raster_error is not None:
+            raise raster_error
+        raise UnsupportedInput(f"{input.name}: not a graph format any installed plugin reads")
+    result = await graph_build.build_graph(
+        input, output, {**options.extra, "registry": registry}, pool=pool, progress=progress
+    )
+    core = {"levels", "tiles", "bytes", "seconds", "output"}
+    return BuildSummary(
+        input=str(input),
+        output=str(result.get("output", output)),
+        layout=GRAPH_LAYOUT,
+        levels=int(result.get("levels", 0)),
+        tiles=int(result.get("tiles", 0)),
+        bytes=int(result.get("bytes", 0)),
+        seconds=time.monotonic() - started,
+        details={k: v for k, v in result.items() if k not in core},
+    )
 
 
 def _report(source: Any) -> str | None:
@@ -77,15 +117,30 @@ async def build(
     pool: WorkerPool,
     progress: Progress | None = None,
 ) -> BuildSummary:
-    """Build the pyramid of ``input`` at ``output``; the output appears whole or not at all."""
+    """Build the pyramid of ``input`` at ``output``; the output appears whole or not at all.
+
+    Raster source formats are asked first; an input none of them reads but a graph
+    source does (or any input with ``layout="graph-json"``) becomes a graph pyramid.
+    """
     options.check()
     started = time.monotonic()
     loaded = plugin_loader.load(pool.disabled_plugins)
     registry = loaded.registry
+    source: Source | None = None
+    unsupported: UnsupportedInput | None = None
+    if options.layout != GRAPH_LAYOUT:
+        try:
+            source = await anyio.to_thread.run_sync(registry.probe, input, options)
+        except UnsupportedInput as exc:
+            if not registry.of_kind("graph-source"):
+                raise
+            unsupported = exc
+    if source is None:
+        return await _build_graph(input, output, options, pool, progress, registry, started,
+                                  unsupported)
     sink_format = registry.sink(options.layout)
     resampler = registry.resampler(options.resampler)
     rules = sink_format.rules(options)
-    source: Source = await anyio.to_thread.run_sync(registry.probe, input, options)
     if source.width * source.height > options.max_pixels:
         raise ImageTooLarge(
             f"{input.name}: {source.width}x{source.height} is {source.width * source.height:,}"
@@ -134,15 +189,17 @@ async def build(
         input=str(input),
         output=str(sink.output),
         layout=options.layout,
-        width=grid.width,
-        height=grid.height,
         levels=len(grid.levels()),
         tiles=tiles,
         bytes=nbytes,
         seconds=time.monotonic() - started,
-        builder_level=plan.builder_level,
-        subtrees=len(plan.subtrees),
-        steals=steals,
+        details={
+            "width": grid.width,
+            "height": grid.height,
+            "builder_level": plan.builder_level,
+            "subtrees": len(plan.subtrees),
+            "steals": steals,
+        },
         source_report=_report(source),
     )
     hook.pyramidd_build_finished(
