@@ -41,11 +41,13 @@ log = structlog.get_logger("pyramidd.service")
 PoolFactory = Callable[[int], AbstractAsyncContextManager[Any]]
 
 
-def default_pool(workers: int) -> AbstractAsyncContextManager[Any]:
-    """The real render pool, forwarding its workers' log events to the service's log."""
+def default_pool(workers: int, log_level: str = "info") -> AbstractAsyncContextManager[Any]:
+    """The real render pool; every worker it starts, replacements of dead ones included,
+    sends its log events to the service's log."""
     from ..pool import WorkerPool
 
-    return WorkerPool(workers, on_log=logs.forward)
+    return WorkerPool(workers, on_log=logs.forward,
+                      initializer=(logs.configure_worker, (log_level,)))
 
 
 def default_build() -> BuildFn:
@@ -80,7 +82,7 @@ class Service:
                  loader: Callable[[Path], ServiceConfig] = load_config) -> None:
         self.config = config
         self.build = build
-        self.pool_factory = pool_factory or default_pool
+        self.pool_factory = pool_factory or (lambda n: default_pool(n, config.log.level))
         self.notifier = notifier or Notifier()
         self.loader = loader
         self.metrics = Metrics()
@@ -98,7 +100,6 @@ class Service:
         self._known_ids: set[str] = set()
         self._send: Any = None
         self._app: Any = None
-        self._logged_restarts = 0
 
     # ------------------------------------------------------------------ control
 
@@ -176,7 +177,6 @@ class Service:
                 build = self.build or default_build()
                 async with self.pool_factory(config.workers) as pool:
                     self._ctx = Context(config, journal, pool, build, self.metrics, self.state)
-                    await self._forward_worker_logs()
                     await self._serve(decisions, task_status)
             finally:
                 journal.close()
@@ -366,32 +366,6 @@ class Service:
                     await tg.start(watcher.run)
                 task_status.started(scope)
 
-    # ------------------------------------------------------------------ worker logs
-
-    async def _forward_worker_logs(self) -> None:
-        """Make every render worker send its log events to this service's log.
-
-        Run at start and again after the pool replaced a dead worker (a new process
-        starts with structlog's defaults, which print to a stderr nobody reads).
-        """
-        from ..pool import WorkerPool
-
-        pool = self._ctx.pool if self._ctx else None
-        if not isinstance(pool, WorkerPool):
-            return
-        self._logged_restarts = pool.restarts
-
-        async def configure(i: int) -> None:
-            try:
-                await pool.run(logs.configure_worker, self.config.log.level, worker=i)
-            except Exception as exc:  # a worker dying now is replaced and configured later
-                log.warning("could not set up a render worker's logging", worker=i,
-                            error=str(exc))
-
-        async with anyio.create_task_group() as tg:
-            for i in range(pool.size):
-                tg.start_soon(configure, i)
-
     # ------------------------------------------------------------------ heartbeat
 
     def _refresh(self) -> None:
@@ -413,9 +387,6 @@ class Service:
         stalled = False
         while True:
             self._refresh()
-            if self.state.worker_restarts != self._logged_restarts and self._tg is not None:
-                self._logged_restarts = self.state.worker_restarts
-                self._tg.start_soon(self._forward_worker_logs)
             line = self.state.line()
             if line != last_status:
                 self.notifier.status(line)
