@@ -60,8 +60,8 @@ REWORK_QUEUE = 16
 MERGE_CHUNKS = 8
 #: A write task takes up to this many consecutive tree nodes, or objects worth this
 #: many leaves.
-BATCH_NODES = 64
-BATCH_OBJECTS = 16
+BATCH_NODES = 16
+BATCH_OBJECTS = 4
 
 
 def probe(path: Path, registry: Any) -> GraphSource | None:

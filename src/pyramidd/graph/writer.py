@@ -115,12 +115,15 @@ class TileJob:
 
 def ranked(st: Store, nodes: np.ndarray, edges: np.ndarray) -> np.ndarray:
     """Objects as ranked records, best first."""
+    # Each gather reads scattered pages of a column; dropping them after each keeps a
+    # worker's mapped memory to about one column's worth of one file's objects.
     out = np.empty(len(nodes) + len(edges), RANKED)
     n = len(nodes)
     out["k"][:n] = 0
     out["i"][:n] = nodes["i"]
     out["imp"][:n] = st.imp[nodes["i"]]
     out["tie"][:n] = st.tie[nodes["i"]]
+    st.release()
     out["x1"][:n] = out["x2"][:n] = nodes["x"]
     out["y1"][:n] = out["y2"][:n] = nodes["y"]
     out["s"][:n] = out["t"][:n] = -1
@@ -131,6 +134,7 @@ def ranked(st: Store, nodes: np.ndarray, edges: np.ndarray) -> np.ndarray:
     ends = np.minimum(st.imp[edges["s"]], st.imp[edges["t"]])
     e["imp"] = np.where(np.isnan(attr), ends, attr)
     e["tie"] = st.etie[edges["i"]]
+    st.release()
     for f in ("x1", "y1", "x2", "y2", "s", "t"):
         e[f] = edges[f]
     return out[rank_order(out)]
@@ -158,12 +162,15 @@ def _write(job: TileJob, st: Store, own: np.ndarray, edge_idx: np.ndarray,
     order = np.concatenate([own, carried])
     nx = ((st.x[order] - x0) / w).tolist()
     ny = ((st.y[order] - y0) / h).tolist()
+    st.release()
     parts.append(",".join(
         f'{{"x":{a!r},"y":{b!r},{st.node_text(i).decode()[1:]}'
         for i, a, b in zip(order.tolist(), nx, ny)
     ))
+    st.release()
     parts.append('],"edges":[')
     parts.append(",".join(st.edge_text(i).decode() for i in edge_idx.tolist()))
+    st.release()
     parts.append("]}\n")
     data = "".join(parts).encode()
     tmp = job.out + ".tmp"
