@@ -147,3 +147,13 @@ def test_sizes_binds_patterns_and_restart_keys():
     a = parse_config(base())
     b = parse_config({**base(), "workers": 3, "retries": 5})
     assert restart_needed(a, b) == ["workers"]
+
+
+def test_disabled_plugins_is_a_list_of_names(tmp_path):
+    from pyramidd.service.config import ConfigError, parse_config
+
+    watch = [{"folder": str(tmp_path / "d"), "output": str(tmp_path / "o")}]
+    assert parse_config({"watch": watch, "disabled_plugins": ["viewer"]}).disabled_plugins == ("viewer",)
+    assert parse_config({"watch": watch}).disabled_plugins == ()
+    with pytest.raises(ConfigError, match="disabled_plugins"):
+        parse_config({"watch": watch, "disabled_plugins": "viewer"})

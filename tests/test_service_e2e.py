@@ -531,3 +531,16 @@ def test_a_second_drop_of_the_same_name_replaces_the_pyramid_and_keeps_both_inpu
     assert tile_files(e.out, "a") == dzi_tiles(500, 400, 64)
     assert 'Width="500"' in (e.out / "a.dzi").read_text()
     assert [n for n in listing(e.out) if n.startswith(".")] == []
+
+
+# --------------------------------------------------------------------------- plugins
+
+
+@pytest.mark.parametrize("disabled", [[], ["viewer"]])
+def test_plugins_disabled_in_the_config_are_not_loaded(env, disabled):
+    e = env(disabled_plugins=disabled)
+    e.service.start()
+    png(e.drop / "a.png", 300, 200)
+    wait_settled(e, done=1)
+    assert (e.out / "a.dzi").exists()
+    assert (e.out / "a.html").exists() == (not disabled)  # the viewer plugin's page

@@ -100,6 +100,8 @@ class ServiceConfig:
     memory_budget: int = 1024**3
     http: HttpConfig = field(default_factory=HttpConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    #: Plugins (entry point names) neither the service nor its workers load.
+    disabled_plugins: tuple[str, ...] = ()
 
     def watch(self, name: str) -> WatchConfig:
         """The watch called ``name``; :class:`KeyError` if there is none."""
@@ -110,11 +112,11 @@ class ServiceConfig:
 
 
 # Keys that only take effect at start; a reload that changes them says so.
-RESTART_KEYS = ("state_dir", "workers", "jobs", "queue_size", "http")
+RESTART_KEYS = ("state_dir", "workers", "jobs", "queue_size", "http", "disabled_plugins")
 
 _GLOBAL_KEYS = {
     "state_dir", "workers", "jobs", "queue_size", "retries", "stop_timeout",
-    "rescan_interval", "memory_budget", "http", "log", "watch",
+    "rescan_interval", "memory_budget", "http", "log", "watch", "disabled_plugins",
 }
 _PROFILE_KEYS = {
     "layout", "tile_size", "overlap", "suffix", "quality", "resampler", "background",
@@ -352,6 +354,14 @@ def parse_config(data: dict[str, Any], path: Path | None = None,
         except ValueError as exc:
             c.bad("memory_budget", str(exc))
 
+    disabled: tuple[str, ...] = ()
+    raw_disabled = data.get("disabled_plugins", [])
+    if not isinstance(raw_disabled, list) or not all(isinstance(n, str) and n for n in raw_disabled):
+        c.bad("disabled_plugins", "must be a list of plugin names, e.g. [\"viewer\"]"
+              " (pyramidd plugins lists them)")
+    else:
+        disabled = tuple(raw_disabled)
+
     http = HttpConfig()
     raw_http = data.get("http", {})
     if not isinstance(raw_http, dict):
@@ -415,6 +425,7 @@ def parse_config(data: dict[str, Any], path: Path | None = None,
         path=path, state_dir=state_dir, watches=tuple(watches), workers=workers, jobs=jobs,
         queue_size=queue_size, retries=retries, stop_timeout=stop_timeout,
         rescan_interval=rescan, memory_budget=memory_budget, http=http, log=log,
+        disabled_plugins=disabled,
     )
 
 

@@ -41,12 +41,13 @@ log = structlog.get_logger("pyramidd.service")
 PoolFactory = Callable[[int], AbstractAsyncContextManager[Any]]
 
 
-def default_pool(workers: int, log_level: str = "info") -> AbstractAsyncContextManager[Any]:
+def default_pool(workers: int, log_level: str = "info",
+                 disabled_plugins: tuple[str, ...] = ()) -> AbstractAsyncContextManager[Any]:
     """The real render pool; every worker it starts, replacements of dead ones included,
-    sends its log events to the service's log."""
+    sends its log events to the service's log. Builds skip the pool's disabled plugins."""
     from ..pool import WorkerPool
 
-    return WorkerPool(workers, on_log=logs.forward,
+    return WorkerPool(workers, on_log=logs.forward, disabled_plugins=disabled_plugins,
                       initializer=(logs.configure_worker, (log_level,)))
 
 
@@ -82,7 +83,8 @@ class Service:
                  loader: Callable[[Path], ServiceConfig] = load_config) -> None:
         self.config = config
         self.build = build
-        self.pool_factory = pool_factory or (lambda n: default_pool(n, config.log.level))
+        self.pool_factory = pool_factory or (
+            lambda n: default_pool(n, config.log.level, config.disabled_plugins))
         self.notifier = notifier or Notifier()
         self.loader = loader
         self.metrics = Metrics()
