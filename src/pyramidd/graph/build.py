@@ -333,8 +333,12 @@ class _Stages:
                 if done and next_chunk >= self.result.chunks and pending == 0:  # type: ignore[union-attr]
                     break
                 if pending:
+                    # Only the wait may time out: a rework taken must be inserted whole.
+                    token = None
                     with anyio.move_on_after(0.05):
-                        await take_rework(await reworked.receive())
+                        token = await reworked.receive()
+                    if token is not None:
+                        await take_rework(token)
                 else:
                     await anyio.sleep(0.01)
             await to_rework.aclose()
