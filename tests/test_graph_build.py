@@ -45,7 +45,9 @@ def build(portal):
     loop, pool = portal
 
     def build(inp: Path, out: Path, **options: Any) -> dict[str, Any]:
-        return loop.call(lambda: build_graph(inp, out, {**SMALL, **options}, pool=pool))
+        # A build that hangs fails the test instead of blocking the run.
+        future = loop.start_task_soon(lambda: build_graph(inp, out, {**SMALL, **options}, pool=pool))
+        return future.result(timeout=300)
 
     return build
 
@@ -189,3 +191,26 @@ def test_existing_output_needs_replace(build, tmp_path: Path) -> None:
         build(inp, tmp_path / "out")
     build(inp, tmp_path / "out", replace=True, seed=3)
     assert GraphIndex.load(tmp_path / "out").meta["options"]["seed"] == 3
+
+
+def test_slow_rework_is_inserted_whole(build, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Re-inserting a split leaf's objects may take longer than the insert stage's
+    polling interval; none of them may be dropped (and the build must end)."""
+    import time
+
+    from pyramidd.graph.bags import GraphQuadtree
+
+    real = GraphQuadtree.insert
+
+    def slow(self, key, nodes, edges):  # type: ignore[no-untyped-def]
+        if key:
+            time.sleep(0.07)  # longer than the 0.05 s the stage waits for rework
+        return real(self, key, nodes, edges)
+
+    monkeypatch.setattr(GraphQuadtree, "insert", slow)
+    x, y, edges = generate.layout(300, seed=9)
+    inp = generate.write(tmp_path / "g.json", "node-link", x, y, edges)
+    out = tmp_path / "pyr"
+    summary = build(inp, out)
+    assert summary["nodes"] == 300
+    assert verify(out, as_graph(x, y, edges)) == []
