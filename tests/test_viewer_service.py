@@ -19,6 +19,7 @@ from pyramidd.viewer.assets import ViewerAssetsMissing, node_modules
 from pyramidd.viewer.browser import Browser, find_chromium
 
 from test_viewer_browser import VIEW_H, VIEW_W, ZOOM, check_pixels, check_tiles
+from test_viewer_graph import zoom_and_look
 
 pytestmark = pytest.mark.skipif(find_chromium() is None, reason="chromium is not installed (scripts/setup)")
 
@@ -74,3 +75,15 @@ def test_dropped_image_is_viewed_through_the_running_service(service):
     top = max(int(r.url.split("photo_files/")[1].split("/")[0]) for r in tiles)
     assert top == 11, "zoomed in, the full-resolution tiles come from the service"
     check_pixels(shot, image, cx, cy, ZOOM)
+def test_dropped_graph_is_viewed_through_the_services_query_api(service):
+    generate = pytest.importorskip("pyramidd.graph.generate")
+    svc, drop, out = service
+    x, y, edges = generate.layout(3000, seed=7)
+    src = generate.write(drop.parent / "net.graphml", "graphml", x, y, edges)
+    src.rename(drop / "net.graphml")
+    wait_until(lambda: (out / "net" / "index.json").exists(), 60, "the graph pyramid")
+    if not (out / "net" / "index.html").exists():
+        pytest.fail("the graph build published no viewer page")
+    url = base_url(svc) + "/outputs/main/net/?api=/graph/net"
+    files, responses = zoom_and_look(url, out / "net", x, y)
+    assert any("/graph/" in r.url for r in responses), "covers came from the service's query API"

@@ -171,7 +171,7 @@ async def build(
             with anyio.CancelScope(shield=True):
                 await _forget(pool, build_id, (slots.name,))
                 slots.close()
-        await anyio.to_thread.run_sync(_staged_hook, hook, sink, grid, options)
+        await anyio.to_thread.run_sync(_staged_hook, loaded.pm, sink, grid, options)
         await anyio.to_thread.run_sync(sink.finish)
     except BaseException as exc:
         with anyio.CancelScope(shield=True):
@@ -208,15 +208,11 @@ async def build(
     return summary
 
 
-def _staged_hook(hook: Any, sink: Any, grid: Grid, options: BuildOptions) -> None:
+def _staged_hook(pm: Any, sink: Any, grid: Grid, options: BuildOptions) -> None:
     """Let plugins add files (a viewer page) to a sink that builds in a staging folder."""
     staging = getattr(sink, "staging", None)
-    if not isinstance(staging, Staging):
-        return
-    added = hook.pyramidd_output_staged(
-        staging=staging.new, output=sink.output, layout=options.layout, grid=grid, options=options
-    )
-    staging.add_entries(name for names in added if names for name in names)
+    if isinstance(staging, Staging):
+        plugin_loader.publish_staged(pm, staging, sink.output, options.layout, grid, options)
 
 
 def _slot_pool(grid: Grid, workers: int, slot_bytes: int) -> shm.SlotPool:

@@ -175,6 +175,17 @@ def make_registry(pm: pluggy.PluginManager) -> Registry:
     return registry
 
 
+def publish_staged(
+    pm: pluggy.PluginManager, staging: Any, output: Path, layout: str, grid: Any, options: BuildOptions
+) -> None:
+    """Run :func:`hookspecs.pyramidd_output_staged` for an output built in ``staging``
+    (a :class:`pyramidd.sinks.staging.Staging`) and move what plugins added with it."""
+    added = pm.hook.pyramidd_output_staged(
+        staging=staging.new, output=output, layout=layout, grid=grid, options=options
+    )
+    staging.add_entries(name for names in added if names for name in names)
+
+
 @dataclass
 class Plugins:
     """A process's plugin manager and the registry it filled."""

@@ -158,6 +158,9 @@ async def build_graph(
             "depth_limited": tree.depth_limited,
             "source": {"name": input.name, "format": source.format},
         }
+        # Plugins' files (the viewer page) join the pyramid before its index, the last
+        # file written, makes it whole.
+        await anyio.to_thread.run_sync(_publish, pool, staging, output, options)
         summary["bytes"] += await anyio.to_thread.run_sync(
             write_index, out / INDEX_NAME, meta, summary.pop("index")
         )
@@ -176,6 +179,17 @@ async def build_graph(
     )
     log.info("graph pyramid built", **{k: v for k, v in summary.items() if k != "skipped"})
     return summary
+
+
+def _publish(pool: Any, staging: Staging, output: Path, options: dict[str, Any]) -> None:
+    """Run the ``pyramidd_output_staged`` hook, with the pool's plugins."""
+    from .. import plugins
+    from ..options import BuildOptions
+
+    loaded = plugins.load(getattr(pool, "disabled_plugins", ()))
+    extra = {k: v for k, v in options.items() if k != "registry"}
+    plugins.publish_staged(loaded.pm, staging, output, "graph-json", None,
+                           BuildOptions(layout="graph-json", extra=extra))
 
 
 # --------------------------------------------------------------------------- stages
