@@ -50,3 +50,14 @@ def test_neither_raster_nor_graph_is_one_clear_error(tmp_path):
     r = subprocess.run([sys.executable, "-m", "pyramidd.cli", "build", str(junk), str(tmp_path / "o")],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and r.stderr.startswith("pyramidd: error: junk.bin: not a format")
+
+
+def test_graph_options_on_the_command_line(tmp_path):
+    src = graphml(tmp_path, 800)
+    r = subprocess.run([sys.executable, "-m", "pyramidd.cli", "build", str(src), str(tmp_path / "g"),
+                        "--workers", "1", "--bag-size", "16", "--bags-per-leaf", "2", "--seed", "5"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    index = json.loads((tmp_path / "g" / "index.json").read_text())
+    assert index["bag_size"] == 16 and index["bags_per_leaf"] == 2
+    assert index["options"]["seed"] == 5

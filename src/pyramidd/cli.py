@@ -64,8 +64,23 @@ def add_build_command(sub: Any) -> None:
     warp.add_argument("--order", type=int, choices=(1, 2, 3), default=None, help="polynomial order")
     warp.add_argument("--warp-resampler", choices=("near", "bilinear", "cubic"), default="near")
     warp.add_argument("--output-size", type=_size, default=None, metavar="WxH")
+    graph = p.add_argument_group("graph pyramids (inputs a graph source reads)")
+    graph.add_argument("--bag-size", type=int, default=None, help="objects in a bag (256)")
+    graph.add_argument("--bags-per-leaf", type=int, default=None, help="bags a leaf holds before it splits (8)")
+    graph.add_argument("--max-depth", type=int, default=None, help="deepest quadtree level (18)")
+    graph.add_argument("--importance", default=None,
+                       help="what sparse levels keep first: degree (default) or a node attribute")
+    graph.add_argument("--edge-importance", default=None, help="an edge attribute ranking edges")
+    graph.add_argument("--seed", type=int, default=None, help="seed of the sparse sampling (0)")
+    graph.add_argument("--bad-data", choices=("error", "skip"), default=None,
+                       help="nodes without positions, unknown endpoints...: stop, or count and skip")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.set_defaults(func=cmd_build)
+
+
+#: ``build`` arguments that pass through to the graph build as its options.
+GRAPH_OPTIONS = ("bag_size", "bags_per_leaf", "max_depth", "importance", "edge_importance",
+                 "seed", "bad_data")
 
 
 def build_options(args: argparse.Namespace) -> BuildOptions:
@@ -73,6 +88,7 @@ def build_options(args: argparse.Namespace) -> BuildOptions:
     extra: dict[str, Any] = {"replace": args.replace}
     if args.memory_budget is not None:
         extra["memory_budget"] = args.memory_budget
+    extra.update({k: getattr(args, k) for k in GRAPH_OPTIONS if getattr(args, k) is not None})
     if args.gcps is not None or args.order is not None or args.output_size is not None:
         extra["warp"] = {
             "gcps": str(args.gcps) if args.gcps else None,
