@@ -23,22 +23,20 @@ def test_tasks_run_once_after_their_inputs_and_free_every_core(w, h, t, o, depth
         present.add(key)
         ready.extend(top.add(key))
 
-    for root in roots:  # builders finish in any order
-        add(root)
-        while ready and rnd.random() < 0.5:
-            task = ready.pop(rnd.randrange(len(ready)))
-            assert all(k in present and k not in freed for k in inputs(grid, task, support))
-            ran.append(task)
-            freed.update(top.done(task))
-            if task.kind == "merge":
-                add(task.key)
-    while ready:
+    def run_one():
         task = ready.pop(rnd.randrange(len(ready)))
         assert all(k in present and k not in freed for k in inputs(grid, task, support))
         ran.append(task)
         freed.update(top.done(task))
         if task.kind == "merge":
             add(task.key)
+
+    for root in roots:  # builders finish in any order, tasks run in any order
+        add(root)
+        while ready and rnd.random() < 0.5:
+            run_one()
+    while ready:
+        run_one()
     assert len(ran) == len(set(ran)) == top.total()
     assert top.complete()
     below = {k for level in range(grid.min_level, plan.builder_level) for k in grid.keys(level)}

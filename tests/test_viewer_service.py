@@ -4,21 +4,18 @@ in headless Chromium."""
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 from typing import Iterator
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from pyramidd.service.testing import ServiceProcess, wait_until, write_config
 from pyramidd.testing import gradient, write_image
 from pyramidd.viewer.assets import ViewerAssetsMissing, node_modules
 from pyramidd.viewer.browser import Browser, find_chromium
 
-from test_viewer_browser import VIEW_H, VIEW_W, ZOOM, check_pixels, check_tiles
+from test_viewer_browser import VIEW_H, VIEW_W, ZOOM, check_pixels, check_tiles, view
 from test_viewer_graph import zoom_and_look
 
 pytestmark = pytest.mark.skipif(find_chromium() is None, reason="chromium is not installed (scripts/setup)")
@@ -58,20 +55,14 @@ def test_dropped_image_is_viewed_through_the_running_service(service):
     wait_until(lambda: (out / "photo.dzi").exists() and (out / "photo.html").exists(), 60,
                "the pyramid and its page")
     base = base_url(svc)
+    cx, cy = 700, 500
     with Browser.launch() as browser:
         page = browser.new_page(VIEW_W, VIEW_H)
         page.goto(base + "/outputs/main/")  # the listing of the watch's pyramids
         href = page.evaluate("document.querySelector('li a').getAttribute('href')")
         assert href == "photo.html"
-        page.goto(base + "/outputs/main/" + href)
-        page.wait_for("window.pyramidd && window.pyramidd.fullyLoaded()", timeout=30)
-        cx, cy = 700, 500
-        page.evaluate(f"window.pyramidd.zoomTo({ZOOM}, {cx}, {cy})")
-        page.wait_for("window.pyramidd.fullyLoaded()", timeout=30, settle=0.3)
-        page.wait_for("window.pyramidd.fullyLoaded()", timeout=30)
-        shot = np.asarray(Image.open(io.BytesIO(page.screenshot())).convert("RGB"))
-        tiles = check_tiles(page.responses, "photo_files/")  # every request answered 200
-        assert page.console_errors() == []
+        shot, responses = view(browser, base + "/outputs/main/" + href, ZOOM, cx, cy)
+    tiles = check_tiles(responses, "photo_files/")  # every request answered 200
     top = max(int(r.url.split("photo_files/")[1].split("/")[0]) for r in tiles)
     assert top == 11, "zoomed in, the full-resolution tiles come from the service"
     check_pixels(shot, image, cx, cy, ZOOM)
