@@ -544,3 +544,30 @@ def test_plugins_disabled_in_the_config_are_not_loaded(env, disabled):
     wait_settled(e, done=1)
     assert (e.out / "a.dzi").exists()
     assert (e.out / "a.html").exists() == (not disabled)  # the viewer plugin's page
+
+
+# --------------------------------------------------------------------------- registration
+
+
+def test_image_with_a_points_sidecar_is_warped_and_its_reads_are_metrics(env, tmp_path):
+    """A scan dropped with its QGIS .points file becomes a rectified pyramid; what the
+    warp read from the source (and any thrash fallback) shows in /metrics."""
+    import re
+
+    e = env()
+    e.service.start()
+    png(tmp_path / "scan.png", 400, 300)
+    # a quarter turn and a shift: map (x, y) = source (y, x) + (1000, 2000)
+    rows = ["mapX,mapY,sourceX,sourceY,enable,dX,dY,residual"]
+    for sx, sy in [(0, 0), (399, 0), (0, 299), (399, 299), (200, 150), (50, 250)]:
+        rows.append(f"{1000 + sy},{2000 + sx},{sx},{-sy},1,0,0,0")
+    (tmp_path / "scan.png.points").write_text("\n".join(rows) + "\n")
+    os.rename(tmp_path / "scan.png.points", e.drop / "scan.png.points")
+    os.rename(tmp_path / "scan.png", e.drop / "scan.png")
+    wait_settled(e, done=2)  # the input and its sidecar
+    assert (e.out / "scan.dzi").exists()
+    assert sorted(os.listdir(e.drop / "done")) == ["scan.png", "scan.png.points"]
+    _, body = e.service.http("/metrics")
+    read = re.search(rb'pyramidd_source_bytes_read_total\{watch="main"\} ([\d.e+]+)', body)
+    assert read and float(read.group(1)) > 0, body.decode()[-2000:]
+    assert re.search(rb'pyramidd_source_fallbacks_total\{watch="main"\} 0\.0', body)

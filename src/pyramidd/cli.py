@@ -142,8 +142,24 @@ def cmd_build(args: argparse.Namespace) -> int:
             bar.close()
     if summary.get("source_report"):
         print(summary["source_report"])
+    if summary.get("source_counters"):
+        print(counters_line(summary["source_counters"]))
     print(summary_line(summary, memory.peak))
     return 0
+
+
+def counters_line(counters: dict[str, Any]) -> str:
+    """``pyramidd: source: bytes read 1.2 GiB, fallbacks 0, ...`` from a source's counters."""
+    parts = []
+    for key, value in counters.items():
+        label = key.replace("_", " ")
+        if key.startswith("bytes"):
+            parts.append(f"{label} {human_bytes(value)}")
+        elif isinstance(value, float):
+            parts.append(f"{label} {value:.3g}")
+        else:
+            parts.append(f"{label} {value:,}")
+    return "pyramidd: source: " + ", ".join(parts)
 
 
 def summary_line(summary: dict[str, Any], peak: int) -> str:

@@ -184,7 +184,7 @@ async def build(
         raise
     if _is_prepared(source):
         await anyio.to_thread.run_sync(source.release)  # type: ignore[attr-defined]
-    plan, steals, tiles, nbytes = counts
+    plan, steals, tiles, nbytes, source_counters = counts
     summary = BuildSummary(
         input=str(input),
         output=str(sink.output),
@@ -199,6 +199,7 @@ async def build(
             "builder_level": plan.builder_level,
             "subtrees": len(plan.subtrees),
             "steals": steals,
+            **({"source_counters": source_counters} if source_counters else {}),
         },
         source_report=_report(source),
     )
@@ -240,6 +241,20 @@ async def _forget(pool: WorkerPool, build_id: str, segments: tuple[str, ...]) ->
                 )
 
 
+def sum_counters(per_worker: Any) -> dict[str, Any]:
+    """Counters of all workers' readers: counts add up, other figures take the largest."""
+    total: dict[str, Any] = {}
+    for counters in per_worker:
+        for key, value in counters.items():
+            if not isinstance(value, (int, float)):
+                continue
+            if key in total and (key.endswith(("_level", "_ratio")) or isinstance(value, float)):
+                total[key] = max(total[key], value)
+            else:
+                total[key] = total.get(key, 0) + value
+    return total
+
+
 def primary_error(group: BaseExceptionGroup) -> BaseException:
     """The error a caller should see from a failed task group: a user error first,
     else the first real error; cancellation only if nothing else went wrong."""
@@ -264,8 +279,9 @@ async def _render(
     slots: shm.SlotPool,
     support: int,
     progress: Progress | None,
-) -> tuple[planner.Plan, int, int, int]:
-    """Run the subtrees and the top levels; return (plan, steals, tiles, bytes)."""
+) -> tuple[planner.Plan, int, int, int, dict[str, Any]]:
+    """Run the subtrees and the top levels; return (plan, steals, tiles, bytes, source
+    counters summed over the workers)."""
     grid: Grid = ctx.grid
     plan = planner.plan(grid, pool.size)
     scheduler = StealingScheduler(len(plan.subtrees), pool.size)
@@ -273,6 +289,7 @@ async def _render(
     total = grid.tile_count()
     cores: dict[TileKey, shm.SlotRef] = {}
     state = {"tiles": 0, "reported": 0, "bytes": 0}
+    counters: dict[int, dict[str, Any]] = {}  # each worker's reader, latest figures
 
     def report(n: int) -> None:
         state["reported"] += n
@@ -301,6 +318,8 @@ async def _render(
                     )
                     state["tiles"] += result.tiles
                     state["bytes"] += result.bytes
+                    if result.counters:
+                        counters[i] = result.counters
                     core_ready(root, result.ref)
 
             async def run_top(task: Task) -> None:
@@ -326,7 +345,7 @@ async def _render(
             f"internal error: wrote {state['tiles']} of {total} tiles"
             f" ({len(top.finished)} of {top.total()} top-level tasks)"
         )
-    return plan, scheduler.steals, state["tiles"], state["bytes"]
+    return plan, scheduler.steals, state["tiles"], state["bytes"], sum_counters(counters.values())
 
 
 def build_sync(

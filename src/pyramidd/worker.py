@@ -196,11 +196,25 @@ class BuildContext:
 
 @dataclass(frozen=True)
 class TaskResult:
-    """A task's output: the core it made (if any) and the tiles it wrote."""
+    """A task's output: the core it made (if any) and the tiles it wrote.
+
+    ``counters`` are the source reader's own figures so far in this build, in this
+    worker (a warp's reads and thrash fallbacks), when the reader keeps any.
+    """
 
     ref: shm.SlotRef | None
     tiles: int
     bytes: int
+    counters: dict[str, Any] | None = None
+
+
+def reader_counters(reader: Any) -> dict[str, Any] | None:
+    """A reader's optional ``counters`` (an object with ``as_dict()``, or a mapping)."""
+    reader = getattr(reader, "_reader", reader)  # through FlippedReader
+    counters = getattr(reader, "counters", None)
+    if counters is None:
+        return None
+    return counters.as_dict() if hasattr(counters, "as_dict") else dict(counters)
 
 
 def prepare_source(source: Any) -> Source:
@@ -214,7 +228,8 @@ def run_subtree(ctx: BuildContext, root: TileKey, out: shm.SlotRef) -> TaskResul
     writer = TileWriter(ctx.grid, ctx.sink, ctx.flip_y)
     region = build_subtree(ctx.grid, root, reader, _resampler(ctx.resampler), writer)
     writer.flush()
-    return TaskResult(_store(ctx, crop(region, ctx.grid.core(root)), out), writer.tiles, writer.bytes)
+    core = _store(ctx, crop(region, ctx.grid.core(root)), out)
+    return TaskResult(core, writer.tiles, writer.bytes, reader_counters(reader))
 
 
 def _store(ctx: BuildContext, pixels: np.ndarray, out: shm.SlotRef) -> shm.SlotRef:

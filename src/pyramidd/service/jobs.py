@@ -205,12 +205,18 @@ async def _build_once(ctx: Context, watch: WatchConfig, job: JobRecord, input_pa
 def _summary_dict(summary: Any) -> dict[str, Any]:
     if summary is None:
         return {}
-    data = dict(summary) if isinstance(summary, dict) else {
-        k: getattr(summary, k) for k in ("levels", "tiles", "bytes", "seconds") if hasattr(summary, k)}
+    if isinstance(summary, dict):
+        data = dict(summary)
+    elif hasattr(summary, "as_dict"):
+        data = summary.as_dict()
+    else:
+        data = {k: getattr(summary, k) for k in ("levels", "tiles", "bytes", "seconds")
+                if hasattr(summary, k)}
     # The job's own wall time (with moves and retries) is "seconds" in the job's log event.
     if "seconds" in data:
         data["build_seconds"] = round(data.pop("seconds"), 3)
-    return {k: data[k] for k in ("levels", "tiles", "bytes", "build_seconds") if k in data}
+    keys = ("levels", "tiles", "bytes", "build_seconds", "source_counters")
+    return {k: data[k] for k in keys if k in data}
 
 
 async def _succeed(ctx: Context, watch: WatchConfig, job: JobRecord, summary: Any,
@@ -226,6 +232,9 @@ async def _succeed(ctx: Context, watch: WatchConfig, job: JobRecord, summary: An
     ctx.metrics.seconds.labels(watch.name).observe(seconds)
     ctx.metrics.tiles.labels(watch.name).inc(data.get("tiles", 0) or 0)
     ctx.metrics.bytes.labels(watch.name).inc(data.get("bytes", 0) or 0)
+    source = data.get("source_counters") or {}
+    ctx.metrics.source_bytes.labels(watch.name).inc(source.get("bytes_read", 0))
+    ctx.metrics.source_fallbacks.labels(watch.name).inc(source.get("fallbacks", 0))
     log.info("job done", job=job.id, watch=watch.name, input=job.name,
              output=str(watch.output / job.output), moved_to=str(moved) if moved else None,
              attempts=attempts, seconds=round(seconds, 3), **data)

@@ -30,6 +30,12 @@ class Metrics:
         self.tiles = Counter("pyramidd_tiles", "Tiles written.", ["watch"], registry=r)
         self.bytes = Counter("pyramidd_output_bytes", "Bytes of pyramids written.", ["watch"],
                              registry=r)
+        self.source_bytes = Counter("pyramidd_source_bytes_read",
+                                    "Bytes sources read from their inputs, where a source counts them"
+                                    " (warped inputs do).", ["watch"], registry=r)
+        self.source_fallbacks = Counter("pyramidd_source_fallbacks",
+                                        "Thrash fallbacks of warped sources to narrower output blocks.",
+                                        ["watch"], registry=r)
         self.seconds = Histogram("pyramidd_job_seconds", "Wall time of successful jobs.", ["watch"],
                                  buckets=(0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600, float("inf")),
                                  registry=r)
