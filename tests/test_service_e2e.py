@@ -239,7 +239,7 @@ def test_start_removes_shared_memory_and_staging_of_dead_processes(env):
     segment = shm.create(4096, owner_pid=dead.pid)
     segment.close()
     e.out.mkdir(parents=True)
-    stale = e.out / ".a_files.pyramidd-staging-1-dead"
+    stale = e.out / f".a_files.pyramidd-staging-{dead.pid}-dead"
     (stale / "new").mkdir(parents=True)
     (stale / "lock").touch()
     e.service.start()
