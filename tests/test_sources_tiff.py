@@ -14,7 +14,6 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from pyramidd.errors import ImageTooLarge, InputError
-from pyramidd.morton import z_order
 from pyramidd.options import BuildOptions
 from pyramidd.sources.tiff import TIFF, SegmentCache, TiffFormat, TiffReader
 

@@ -28,7 +28,6 @@ from typing import Any, Callable, Sequence
 import anyio
 from anyio.abc import TaskGroup
 
-from . import worker as worker_module
 from .errors import PluginError, WorkerCrashed
 
 EventHandler = Callable[[dict[str, Any]], None]

@@ -64,6 +64,26 @@ def head(path: Path, n: int = 65536) -> str:
         return ""
 
 
+@dataclass(frozen=True)
+class XmlFormat:
+    """An XML graph format, known by its suffix or, in a plain ``.xml`` file, by the
+    opening of its root element (``<graphml``, ``<gexf``)."""
+
+    name: str
+    suffix: str
+    root: str
+    priority: int = 0
+
+    def probe(self, path: Path) -> GraphSource | None:
+        """A :class:`GraphSource` if ``path`` is this format, else ``None``."""
+        if not path.is_file():
+            return None
+        suffix = path.suffix.lower()
+        if suffix == self.suffix or (suffix == ".xml" and self.root in head(path, 4096)):
+            return GraphSource(path, self.name)
+        return None
+
+
 def local(tag: str) -> str:
     """An XML tag without its namespace."""
     return tag.rpartition("}")[2]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from ...errors import InputError
@@ -14,28 +13,13 @@ from .base import (
     CountingFile,
     GraphSource,
     Record,
-    head,
+    XmlFormat,
     local,
     number,
 )
 
-
-class GEXFFormat:
-    """GEXF 1.x (``.gexf``), positions from ``<viz:position x= y=>``."""
-
-    name = "gexf"
-    priority = 0
-
-    def probe(self, path: Path) -> GraphSource | None:
-        if not path.is_file():
-            return None
-        suffix = path.suffix.lower()
-        if suffix == ".gexf" or (suffix == ".xml" and "<gexf" in head(path, 4096)):
-            return GraphSource(path, self.name)
-        return None
-
-
-GEXF = GEXFFormat()
+#: GEXF 1.x (``.gexf``), positions from ``<viz:position x= y=>``.
+GEXF = XmlFormat("gexf", ".gexf", "<gexf")
 
 
 def read(source: GraphSource, progress: Callable[[int], None]) -> Iterator[Record]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from ...errors import InputError
@@ -14,7 +13,7 @@ from .base import (
     CountingFile,
     GraphSource,
     Record,
-    head,
+    XmlFormat,
     local,
     number,
 )
@@ -24,22 +23,8 @@ X_NAMES = ("x", "pos_x", "posx")
 Y_NAMES = ("y", "pos_y", "posy")
 
 
-class GraphMLFormat:
-    """GraphML (``.graphml``, or XML whose root is ``<graphml>``)."""
-
-    name = "graphml"
-    priority = 0
-
-    def probe(self, path: Path) -> GraphSource | None:
-        if not path.is_file():
-            return None
-        suffix = path.suffix.lower()
-        if suffix == ".graphml" or (suffix == ".xml" and "<graphml" in head(path, 4096)):
-            return GraphSource(path, self.name)
-        return None
-
-
-GRAPHML = GraphMLFormat()
+#: GraphML (``.graphml``, or XML whose root is ``<graphml>``).
+GRAPHML = XmlFormat("graphml", ".graphml", "<graphml")
 
 
 def read(source: GraphSource, progress: Callable[[int], None]) -> Iterator[Record]:
