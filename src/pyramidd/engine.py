@@ -159,14 +159,14 @@ async def build(
             # it would release (a decode into shared memory, say).
             with anyio.CancelScope(shield=True):
                 prepared = await pool.run(tasks.prepare_source, source)
-        ctx_bands = prepared.bands
-        slot_bytes = rules.tile_size * rules.tile_size * ctx_bands
+        slot_bytes = rules.tile_size * rules.tile_size * prepared.bands
         ctx = tasks.BuildContext(
             build_id, grid, prepared, sink, resampler.name, rules.flip_y, slot_bytes
         )
-        slots = _slot_pool(grid, pool.size, slot_bytes)
+        plan = planner.plan(grid, pool.size)
+        slots = _slot_pool(grid, plan, slot_bytes)
         try:
-            counts = await _render(ctx, pool, slots, resampler.support, progress)
+            counts = await _render(ctx, pool, slots, plan, resampler.support, progress)
         finally:
             with anyio.CancelScope(shield=True):
                 await _forget(pool, build_id, (slots.name,))
@@ -176,15 +176,15 @@ async def build(
     except BaseException as exc:
         with anyio.CancelScope(shield=True):
             await anyio.to_thread.run_sync(sink.abort)
-            if _is_prepared(source):
-                await anyio.to_thread.run_sync(source.release)  # type: ignore[attr-defined]
             hook.pyramidd_build_finished(
                 input=input, output=output, layout=options.layout, summary=None, error=str(exc)
             )
         raise
-    if _is_prepared(source):
-        await anyio.to_thread.run_sync(source.release)  # type: ignore[attr-defined]
-    plan, steals, tiles, nbytes, source_counters = counts
+    finally:
+        if _is_prepared(source):
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(source.release)  # type: ignore[attr-defined]
+    steals, tiles, nbytes, source_counters = counts
     summary = BuildSummary(
         input=str(input),
         output=str(sink.output),
@@ -216,14 +216,14 @@ def _staged_hook(pm: Any, sink: Any, grid: Grid, options: BuildOptions) -> None:
         plugin_loader.publish_staged(pm, staging, sink.output, options.layout, grid, options)
 
 
-def _slot_pool(grid: Grid, workers: int, slot_bytes: int) -> shm.SlotPool:
+def _slot_pool(grid: Grid, plan: planner.Plan, slot_bytes: int) -> shm.SlotPool:
     """Slots for every core at or below the builder level at once.
 
     Pages of /dev/shm are only backed when touched, and freed slots are reused
     first, so the size is an upper bound, not what the build uses.
     """
-    level = planner.builder_level(grid, workers)
-    cores = sum(c * r for c, r in map(grid.tiles_across, range(grid.min_level, level + 1)))
+    levels = range(grid.min_level, plan.builder_level + 1)
+    cores = sum(c * r for c, r in map(grid.tiles_across, levels))
     return shm.SlotPool(slot_bytes, cores + 1)
 
 
@@ -277,13 +277,13 @@ async def _render(
     ctx: tasks.BuildContext,
     pool: WorkerPool,
     slots: shm.SlotPool,
+    plan: planner.Plan,
     support: int,
     progress: Progress | None,
-) -> tuple[planner.Plan, int, int, int, dict[str, Any]]:
-    """Run the subtrees and the top levels; return (plan, steals, tiles, bytes, source
+) -> tuple[int, int, int, dict[str, Any]]:
+    """Run the subtrees and the top levels; return (steals, tiles, bytes, source
     counters summed over the workers)."""
     grid: Grid = ctx.grid
-    plan = planner.plan(grid, pool.size)
     scheduler = StealingScheduler(len(plan.subtrees), pool.size)
     top = TopLevels(grid, plan.builder_level, support)
     total = grid.tile_count()
@@ -345,7 +345,7 @@ async def _render(
             f"internal error: wrote {state['tiles']} of {total} tiles"
             f" ({len(top.finished)} of {top.total()} top-level tasks)"
         )
-    return plan, scheduler.steals, state["tiles"], state["bytes"], sum_counters(counters.values())
+    return scheduler.steals, state["tiles"], state["bytes"], sum_counters(counters.values())
 
 
 def build_sync(
