@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Protocol
@@ -82,6 +83,19 @@ class XmlFormat:
         if suffix == self.suffix or (suffix == ".xml" and self.root in head(path, 4096)):
             return GraphSource(path, self.name)
         return None
+
+
+def finished_elements(f: Any) -> Iterator[tuple[ET.Element, ET.Element | None]]:
+    """Each XML element of ``f`` once its end tag is read, with its parent (``None`` for
+    the root). A caller that is done with an element removes it from its parent, so
+    memory stays flat however large the file."""
+    stack: list[ET.Element] = []
+    for event, elem in ET.iterparse(f, events=("start", "end")):
+        if event == "start":
+            stack.append(elem)
+            continue
+        stack.pop()
+        yield elem, stack[-1] if stack else None
 
 
 def local(tag: str) -> str:

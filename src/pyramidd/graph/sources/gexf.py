@@ -14,6 +14,7 @@ from .base import (
     GraphSource,
     Record,
     XmlFormat,
+    finished_elements,
     local,
     number,
 )
@@ -25,25 +26,22 @@ GEXF = XmlFormat("gexf", ".gexf", "<gexf")
 def read(source: GraphSource, progress: Callable[[int], None]) -> Iterator[Record]:
     """Stream ``<node>`` and ``<edge>`` elements, dropping each once read."""
     titles: dict[str, str] = {}  # attribute id -> title
-    stack: list[ET.Element] = []
     with CountingFile(source.path, progress) as f:
         try:
-            for event, elem in ET.iterparse(f, events=("start", "end")):
-                if event == "start":
-                    stack.append(elem)
-                    continue
-                stack.pop()
+            for elem, parent in finished_elements(f):
                 tag = local(elem.tag)
                 if tag == "attribute":
                     titles[elem.get("id", "")] = elem.get("title") or elem.get("id", "")
                     continue
-                if tag == "node" and stack and local(stack[-1].tag) == "nodes":
+                if parent is None:
+                    continue
+                if tag == "node" and local(parent.tag) == "nodes":
                     yield _node(elem, titles)
-                elif tag == "edge" and stack and local(stack[-1].tag) == "edges":
+                elif tag == "edge" and local(parent.tag) == "edges":
                     yield _edge(elem, titles)
                 else:
                     continue
-                stack[-1].remove(elem)
+                parent.remove(elem)
         except ET.ParseError as exc:
             raise InputError(
                 f"{source.path.name}: not well-formed GEXF ({exc}); check the file is complete"

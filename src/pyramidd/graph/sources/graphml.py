@@ -14,6 +14,7 @@ from .base import (
     GraphSource,
     Record,
     XmlFormat,
+    finished_elements,
     local,
     number,
 )
@@ -30,14 +31,9 @@ GRAPHML = XmlFormat("graphml", ".graphml", "<graphml")
 def read(source: GraphSource, progress: Callable[[int], None]) -> Iterator[Record]:
     """Stream nodes and edges with ``iterparse``, dropping each element once read."""
     keys: dict[str, tuple[str, str]] = {}  # key id -> (for, attr.name)
-    stack: list[ET.Element] = []
     with CountingFile(source.path, progress) as f:
         try:
-            for event, elem in ET.iterparse(f, events=("start", "end")):
-                if event == "start":
-                    stack.append(elem)
-                    continue
-                stack.pop()
+            for elem, parent in finished_elements(f):
                 tag = local(elem.tag)
                 if tag == "key":
                     keys[elem.get("id", "")] = (
@@ -50,9 +46,8 @@ def read(source: GraphSource, progress: Callable[[int], None]) -> Iterator[Recor
                     yield _edge(elem, keys)
                 else:
                     continue
-                # Drop the finished element from its parent: memory stays flat.
-                if stack:
-                    stack[-1].remove(elem)
+                if parent is not None:
+                    parent.remove(elem)
         except ET.ParseError as exc:
             raise InputError(
                 f"{source.path.name}: not well-formed GraphML ({exc}); check the file is complete"
