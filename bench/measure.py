@@ -33,7 +33,12 @@ def measure(cmd: Sequence[str], env: Mapping[str, str] | None = None, interval: 
     peak = 0
     while proc.poll() is None:
         peak = max(peak, tree_bytes(proc.pid))
-        time.sleep(interval)
+        # Wait on the process rather than sleep: the wall time of a short command is
+        # not rounded up to the next sample.
+        try:
+            proc.wait(interval)
+        except subprocess.TimeoutExpired:
+            pass
     wall = time.monotonic() - start
     err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
     if proc.returncode:
