@@ -1,24 +1,40 @@
 """Raster benchmark: pyramidd against vips dzsave and gdal2tiles on the same input, in one run.
 
-    .venv/bin/python bench/raster.py [--size 16384] [--repeat 5] [--no-gdal2tiles]
+    .venv/bin/python bench/raster.py [--size 16384] [--repeat 5] [--cases dzi,jpeg,xyz,tms,scaling]
+    .venv/bin/python bench/raster.py --cases flat [--flat-sizes 16384,65536]
 
 Generates a tiled TIFF (RGB, 256-pixel tiles, uncompressed unless --compression),
 then for each case runs every tool ``--repeat`` times and prints the median wall
-time, CPU time, peak memory of the process tree and pyramidd's ratio to each anchor:
+time, CPU time, peak memory of the process tree and pyramidd's ratio to each anchor.
+Cases (``--cases``, comma-separated; the default is every case but ``flat``):
 
-- DZI 254/1 JPEG q85: ``pyramidd build --workers 2`` vs ``vips dzsave``
+- ``dzi``: DZI 254/1 JPEG q85, ``pyramidd build --workers 2`` vs ``vips dzsave``
   (VIPS_CONCURRENCY=2);
-- XYZ 256 PNG: ``pyramidd build --layout xyz --suffix png`` vs
+- ``jpeg``: the same from a baseline JPEG of the same pixels (``--size``², quality 90,
+  4:2:0): a format read from top to bottom, not by region;
+- ``xyz``: XYZ 256 PNG, ``pyramidd build --layout xyz --suffix png`` vs
   ``vips dzsave --layout google --suffix .png``;
-- TMS 256 PNG: pyramidd vs ``gdal2tiles.py -p raster --processes=2`` (slow: one run).
+- ``tms``: TMS 256 PNG, pyramidd vs ``gdal2tiles.py -p raster --processes=2`` (slow:
+  gdal2tiles runs once; ``--no-gdal2tiles`` drops the case);
+- ``scaling``: DZI JPEG q85 with 1 worker vs 2;
+- ``flat``: peak memory against image size for a region-read source: DZI 254/1 JPEG
+  q85 from tiled TIFFs of each of ``--flat-sizes`` (default 16384 and 65536: the
+  larger is 12 GiB on disk, written tile by tile, never whole in memory; its noise
+  comes from a bank of pre-drawn tiles to keep it quick to write), pyramidd and vips
+  each ``--flat-repeat`` times (default once), with the ratio of the largest size's
+  peak to the smallest's. Opt-in: about 15 minutes at 65536 on two cores.
+
+Without ``--keep``, the work folder (and the inputs in it) is deleted at the end.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -28,44 +44,128 @@ sys.path.insert(0, str(Path(__file__).parent))
 from measure import Measurement, measure, median  # noqa: E402
 
 MIB = 1 << 20
+GIB = 1 << 30
+CASES = ("dzi", "jpeg", "xyz", "tms", "scaling", "flat")
+DEFAULT_CASES = "dzi,jpeg,xyz,tms,scaling"
 
 
-def make_input(path: Path, side: int, compression: str | None) -> None:
-    """A textured RGB tiled TIFF, written tile by tile (never whole in memory)."""
-    tile = 256
+def texture_tiles(side: int, tile: int = 256, bank: int = 0) -> Iterator[np.ndarray]:
+    """Textured RGB tiles of a ``side``² image, row by row: two gradients, an xor
+    pattern and noise, so that encoders work as on a real image.
+
+    ``bank`` > 0 takes each tile's noise from that many pre-drawn tiles instead of
+    drawing it afresh: several times quicker, for inputs of many GiB.
+    """
     rng = np.random.default_rng(0)
-    yy, xx = np.mgrid[0:tile, 0:tile]
+    span = np.arange(tile)
+    xor = (span[None, :] ^ span[:, None]).astype(np.uint8)
+    noises = rng.integers(0, 24, (bank, tile, tile, 3)).astype(np.uint8) if bank else None
+    n = -(-side // tile)
+    for r in range(n):
+        for c in range(n):
+            t = np.empty((tile, tile, 3), np.uint8)
+            t[..., 0] = ((span + c * tile) * 255 // side).astype(np.uint8)[None, :]
+            t[..., 1] = ((span + r * tile) * 255 // side).astype(np.uint8)[:, None]
+            t[..., 2] = xor + np.uint8((r + c) % 256)
+            # uint8 addition wraps: the same as adding, then taking modulo 256.
+            t += (noises[(r * 7 + c * 3) % bank] if noises is not None
+                  else rng.integers(0, 24, (tile, tile, 3)).astype(np.uint8))
+            yield t
 
-    def tiles():
-        for r in range(-(-side // tile)):
-            for c in range(-(-side // tile)):
-                g = ((xx + c * tile) * 255 // side, (yy + r * tile) * 255 // side, (xx ^ yy) + r + c)
-                noise = rng.integers(0, 24, (tile, tile, 3))
-                yield ((np.stack(g, -1) + noise) % 256).astype(np.uint8)
 
-    tifffile.imwrite(path, tiles(), shape=(side, side, 3), dtype=np.uint8, tile=(tile, tile),
-                     photometric="rgb", compression=compression, bigtiff=side > 20000)
+def make_input(path: Path, side: int, compression: str | None, bank: int = 0) -> None:
+    """A textured RGB tiled TIFF, written tile by tile (never whole in memory)."""
+    tifffile.imwrite(path, texture_tiles(side, bank=bank), shape=(side, side, 3), dtype=np.uint8,
+                     tile=(256, 256), photometric="rgb", compression=compression,
+                     bigtiff=side > 20000)
+
+
+def make_jpeg(path: Path, side: int) -> None:
+    """A baseline JPEG (quality 90, 4:2:0) of the same pixels as :func:`make_input`'s TIFF.
+
+    Pillow encodes from a whole image, so the pixels are held once (3 bytes a pixel).
+    """
+    from PIL import Image
+
+    tile = 256
+    n = -(-side // tile)
+    pixels = np.empty((n * tile, n * tile, 3), np.uint8)
+    for i, t in enumerate(texture_tiles(side, tile)):
+        r, c = divmod(i, n)
+        pixels[r * tile:(r + 1) * tile, c * tile:(c + 1) * tile] = t
+    image = Image.fromarray(pixels[:side, :side])
+    image.save(path, "JPEG", quality=90, subsampling="4:2:0", progressive=False, optimize=False)
+
+
+def ensure_space(folder: Path, need: int) -> None:
+    """Exit with a message unless ``folder``'s disk has ``need`` bytes free."""
+    free = shutil.disk_usage(folder).free
+    if free < need:
+        sys.exit(f"{folder}: {free / GIB:.1f} GiB free, the case needs about {need / GIB:.1f} GiB")
 
 
 def run_case(name: str, commands: dict[str, list[str]], env: dict[str, dict[str, str]],
              out: Path, repeat: int) -> dict[str, Measurement]:
-    results = {}
-    for tool, cmd in commands.items():
-        runs = []
-        for _ in range(repeat if tool != "gdal2tiles" else 1):
+    """Run each command ``repeat`` times (gdal2tiles once), print medians and ratios to pyramidd.
+
+    The tools take turns, round after round, so that load from elsewhere on the
+    machine falls on all of them alike.
+    """
+    print(f"\n{name} (load average at start: {os.getloadavg()[0]:.2f})", flush=True)
+    runs: dict[str, list[Measurement]] = {tool: [] for tool in commands}
+    for round_ in range(repeat):
+        for tool, cmd in commands.items():
+            if tool == "gdal2tiles" and round_:
+                continue
             for p in out.iterdir():
                 shutil.rmtree(p) if p.is_dir() else p.unlink()
-            runs.append(measure(cmd, env.get(tool)))
-        results[tool] = median(runs)
-    print(f"\n{name}")
+            runs[tool].append(measure(cmd, env.get(tool)))
+    results = {tool: median(r) for tool, r in runs.items()}
     print(f"  {'tool':<12}{'wall s':>9}{'cpu s':>9}{'peak MiB':>10}{'wall ratio':>12}{'peak ratio':>12}")
     ours = results["pyramidd"]
     for tool, m in results.items():
         ratio = "" if tool == "pyramidd" else f"{ours.wall / m.wall:>12.2f}"
         pratio = "" if tool == "pyramidd" else f"{ours.peak / m.peak:>12.2f}"
         print(f"  {tool:<12}{m.wall:>9.2f}{m.cpu:>9.2f}{m.peak / MIB:>10.0f}{ratio}{pratio}")
-    print("  (ratio = pyramidd / tool; below 1 means pyramidd is faster or smaller)")
+    print("  (ratio = pyramidd / tool; below 1 means pyramidd is faster or smaller)", flush=True)
     return results
+
+
+def parse_cases(text: str, no_gdal2tiles: bool) -> list[str]:
+    """The case names of ``--cases``; exit naming the choices on an unknown one."""
+    cases = [c.strip() for c in text.split(",") if c.strip()]
+    unknown = [c for c in cases if c not in CASES]
+    if unknown:
+        sys.exit(f"unknown case {', '.join(unknown)}: choose from {', '.join(CASES)}")
+    return [c for c in cases if not (no_gdal2tiles and c == "tms")]
+
+
+def flat_case(work: Path, out: Path, sizes: list[int], w: str, repeat: int) -> None:
+    """Peak memory of DZI builds from tiled TIFFs of each size: flat if it does not grow."""
+    results: dict[int, dict[str, Measurement]] = {}
+    for side in sizes:
+        src = work / f"flat{side}.tif"
+        if not src.exists():
+            # The input, plus room for the largest output (JPEG tiles of noisy pixels run
+            # to about a third of the uncompressed size).
+            ensure_space(work, side * side * 3 * 3 // 2)
+            print(f"writing {src} ({side}x{side} RGB tiled TIFF, {side * side * 3 / GIB:.1f} GiB)",
+                  flush=True)
+            make_input(src, side, None, bank=64)
+        results[side] = run_case(
+            f"flatness: DZI 254/1 JPEG q85 from a {side}² tiled TIFF ({repeat} run(s) each)",
+            {
+                "pyramidd": [sys.executable, "-m", "pyramidd.cli", "build", str(src), str(out / "p"),
+                             "--workers", w, "--quality", "85"],
+                "vips": ["vips", "dzsave", str(src), str(out / "v"), "--tile-size", "254",
+                         "--overlap", "1", "--suffix", ".jpg[Q=85]"],
+            },
+            {"vips": {"VIPS_CONCURRENCY": w}}, out, repeat,
+        )
+    small, large = min(sizes), max(sizes)
+    print(f"\nflatness: peak memory at {large}² ÷ at {small}² (flat: within 1.10)")
+    for tool in ("pyramidd", "vips"):
+        print(f"  {tool:<12}{results[large][tool].peak / results[small][tool].peak:>8.2f}")
 
 
 def main() -> None:
@@ -73,61 +173,90 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=16384)
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--cases", default=DEFAULT_CASES,
+                    help=f"comma-separated, from {','.join(CASES)} (default {DEFAULT_CASES})")
     ap.add_argument("--compression", default=None, help="TIFF compression of the input (default none)")
     ap.add_argument("--no-gdal2tiles", action="store_true", help="skip the slow gdal2tiles case")
+    ap.add_argument("--flat-sizes", default="16384,65536", help="image sides of the flat case")
+    ap.add_argument("--flat-repeat", type=int, default=1, help="runs of each tool per size in the flat case")
     ap.add_argument("--keep", type=Path, default=None, help="work in this folder and keep it")
     args = ap.parse_args()
+    cases = parse_cases(args.cases, args.no_gdal2tiles)
 
     work = args.keep or Path(tempfile.mkdtemp(prefix="pyramidd-bench-"))
     work.mkdir(parents=True, exist_ok=True)
-    src = work / f"in{args.size}.tif"
-    if not src.exists():
-        print(f"writing {src} ({args.size}x{args.size} RGB tiled TIFF)")
-        make_input(src, args.size, args.compression)
     out = work / "out"
     out.mkdir(exist_ok=True)
-    pyramidd = [sys.executable, "-m", "pyramidd.cli", "build", str(src)]
     w = str(args.workers)
     vips_env = {"VIPS_CONCURRENCY": w}
-    print(f"input {src}: {src.stat().st_size / MIB:.0f} MiB; workers {w}; median of {args.repeat}")
+    src = work / f"in{args.size}.tif"
+    if {"dzi", "xyz", "tms", "scaling"} & set(cases):
+        if not src.exists():
+            print(f"writing {src} ({args.size}x{args.size} RGB tiled TIFF)", flush=True)
+            make_input(src, args.size, args.compression)
+        print(f"input {src}: {src.stat().st_size / MIB:.0f} MiB; workers {w}; median of {args.repeat}")
 
-    run_case(
-        "DZI 254/1 JPEG q85",
-        {
-            "pyramidd": [*pyramidd, str(out / "p"), "--workers", w, "--quality", "85"],
-            "vips": ["vips", "dzsave", str(src), str(out / "v"), "--tile-size", "254", "--overlap", "1",
-                     "--suffix", ".jpg[Q=85]"],
-        },
-        {"vips": vips_env}, out, args.repeat,
-    )
-    run_case(
-        "XYZ 256 PNG",
-        {
-            "pyramidd": [*pyramidd, str(out / "p"), "--workers", w, "--layout", "xyz", "--suffix", "png"],
-            "vips": ["vips", "dzsave", str(src), str(out / "v"), "--layout", "google", "--suffix", ".png"],
-        },
-        {"vips": vips_env}, out, args.repeat,
-    )
-    if not args.no_gdal2tiles:
+    def pyramidd(path: Path, *options: str, workers: str = w) -> list[str]:
+        return [sys.executable, "-m", "pyramidd.cli", "build", str(path), str(out / "p"),
+                "--workers", workers, *options]
+
+    if "dzi" in cases:
+        run_case(
+            "DZI 254/1 JPEG q85",
+            {
+                "pyramidd": pyramidd(src, "--quality", "85"),
+                "vips": ["vips", "dzsave", str(src), str(out / "v"), "--tile-size", "254", "--overlap", "1",
+                         "--suffix", ".jpg[Q=85]"],
+            },
+            {"vips": vips_env}, out, args.repeat,
+        )
+    if "jpeg" in cases:
+        jpeg = work / f"in{args.size}.jpg"
+        if not jpeg.exists():
+            print(f"writing {jpeg} ({args.size}x{args.size} baseline JPEG, quality 90)", flush=True)
+            make_jpeg(jpeg, args.size)
+        run_case(
+            f"DZI 254/1 JPEG q85 from a baseline JPEG ({jpeg.stat().st_size / MIB:.0f} MiB)",
+            {
+                "pyramidd": pyramidd(jpeg, "--quality", "85"),
+                "vips": ["vips", "dzsave", str(jpeg), str(out / "v"), "--tile-size", "254", "--overlap", "1",
+                         "--suffix", ".jpg[Q=85]"],
+            },
+            {"vips": vips_env}, out, args.repeat,
+        )
+    if "xyz" in cases:
+        run_case(
+            "XYZ 256 PNG",
+            {
+                "pyramidd": pyramidd(src, "--layout", "xyz", "--suffix", "png"),
+                "vips": ["vips", "dzsave", str(src), str(out / "v"), "--layout", "google", "--suffix", ".png"],
+            },
+            {"vips": vips_env}, out, args.repeat,
+        )
+    if "tms" in cases:
         gdal2tiles = shutil.which("gdal2tiles.py") or "gdal2tiles"
         run_case(
             "TMS 256 PNG (gdal2tiles: one run)",
             {
-                "pyramidd": [*pyramidd, str(out / "p"), "--workers", w, "--layout", "tms", "--suffix", "png"],
+                "pyramidd": pyramidd(src, "--layout", "tms", "--suffix", "png"),
                 "gdal2tiles": [gdal2tiles, "-q", "-p", "raster", "-w", "none", f"--processes={w}",
                                str(src), str(out / "g")],
             },
             {}, out, args.repeat,
         )
-    one = run_case(
-        "scaling: DZI JPEG q85, 1 worker vs 2",
-        {
-            "pyramidd": [*pyramidd, str(out / "p"), "--workers", w, "--quality", "85"],
-            "pyramidd-1": [*pyramidd, str(out / "p"), "--workers", "1", "--quality", "85"],
-        },
-        {}, out, args.repeat,
-    )
-    print(f"  speed-up from 1 to {w} workers: {one['pyramidd-1'].wall / one['pyramidd'].wall:.2f}x")
+    if "scaling" in cases:
+        one = run_case(
+            "scaling: DZI JPEG q85, 1 worker vs 2",
+            {
+                "pyramidd": pyramidd(src, "--quality", "85"),
+                "pyramidd-1": pyramidd(src, "--quality", "85", workers="1"),
+            },
+            {}, out, args.repeat,
+        )
+        print(f"  speed-up from 1 to {w} workers: {one['pyramidd-1'].wall / one['pyramidd'].wall:.2f}x")
+    if "flat" in cases:
+        sizes = sorted(int(v) for v in args.flat_sizes.split(","))
+        flat_case(work, out, sizes, w, args.flat_repeat)
     if args.keep is None:
         shutil.rmtree(work)
 
