@@ -14,7 +14,7 @@ from pyramidd.warp.extent import output_grid
 from pyramidd.warp.gcps import GCP
 from pyramidd.warp.inputs import ArrayPieces, RegionPieces, TiffPieces
 from pyramidd.warp.model import fit
-from pyramidd.warp.reader import WarpReader, WarpSettings
+from pyramidd.warp.reader import FALLBACK_NOTICE, WarpReader, WarpSettings
 
 W = H = 512
 IMG = np.random.default_rng(0).integers(0, 256, (H, W, 3), dtype=np.uint8)
@@ -81,6 +81,19 @@ def test_ninety_degrees_over_plain_scanlines_falls_back_to_vertical_strips() -> 
     assert never.line_reads > 100 * H
     assert c.fallbacks == 1
     assert c.line_reads < 2 * H
+
+
+def test_each_fallback_is_told_to_the_listener_as_it_happens() -> None:
+    model, grid = rotation(90)
+    settings = WarpSettings(cache_bytes=100 * W * 4, band_rows=1, thrash_window=8192)
+    reader = WarpReader(model, grid, RegionPieces(ArrayRegionReader(IMG), W, H, 3, 1, W), settings)
+    heard: list[tuple[str, int, int]] = []
+    reader.notify = lambda message: heard.append(
+        (message, reader.counters.fallbacks, reader.counters.pixels))
+    reader.read_region(0, 0, grid.width, grid.height)
+    assert [m for m, _, _ in heard] == [FALLBACK_NOTICE] * reader.fallbacks == [FALLBACK_NOTICE]
+    # told at the trip, long before the region is done
+    assert heard[0][1] == 1 and heard[0][2] < reader.counters.pixels / 4
 
 
 def test_fallback_does_not_change_pixels() -> None:

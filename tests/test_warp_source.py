@@ -15,9 +15,11 @@ import tifffile
 from PIL import Image
 
 from pyramidd import plugins
+from pyramidd.engine import build_sync
 from pyramidd.errors import ImageTooLarge, InputError, OptionError
 from pyramidd.options import BuildOptions
 from pyramidd.warp.gcps import GCPError
+from pyramidd.warp.reader import FALLBACK_NOTICE
 from pyramidd.warp.source import FORMAT, PreparedWarpSource, WarpSource
 
 W, H = 120, 80
@@ -158,6 +160,41 @@ def test_build_command_makes_a_pyramid_of_the_warp(tmp_path: Path) -> None:
                      done.stdout, re.M), done.stdout
     top = Image.open(next((tmp_path / "out_files").glob("8/0_0.png")))
     assert top.mode == "RGBA"
+
+
+class Recorder:
+    """A progress callback that takes notices, noting how far the build was at each."""
+
+    def __init__(self) -> None:
+        self.at = (0, 0)
+        self.notices: list[tuple[str, dict, tuple[int, int]]] = []
+
+    def __call__(self, done: int, total: int) -> None:
+        self.at = (done, total)
+
+    def notice(self, message: str, counters) -> None:  # type: ignore[no-untyped-def]
+        self.notices.append((message, dict(counters), self.at))
+
+
+def test_a_fallback_reaches_the_progress_while_the_build_runs(tmp_path: Path) -> None:
+    # A quarter turn read one scanline at a time through a cache of 100 lines, one
+    # output row per step: every step needs all 512 lines, so the detector trips.
+    size = 512
+    path = tmp_path / "scan.npy"
+    np.save(path, np.random.default_rng(4).integers(0, 256, (size, size, 3), dtype=np.uint8))
+    turn = [(p, ln, 1000 + ln, 2000 + p) for p, ln in [(0, 0), (size, 0), (0, size), (size, size)]]
+    write_points(tmp_path / "scan.points", turn)
+    options = BuildOptions(workers=2, extra={"warp": {
+        "order": 1, "piece": (size, 1), "band_rows": 1, "thrash_window": 8192,
+        "cache_mb": 100 * size * 4 / 2**20}})
+    progress = Recorder()
+    summary = build_sync(path, tmp_path / "out", options, progress=progress)
+    assert progress.notices, "no notice during the build"
+    message, counters, (done, total) = progress.notices[0]
+    assert message == FALLBACK_NOTICE and counters["fallbacks"] >= 1
+    assert done < total  # heard while tiles were still to be written
+    # one notice per fallback, and the summary counts the same fallbacks
+    assert len(progress.notices) == summary.details["source_counters"]["fallbacks"]
 
 
 def test_warp_options_without_gcps_build_unwarped_with_a_warning(image: Path) -> None:

@@ -27,12 +27,14 @@ from .formats import Source
 from .grid import Grid, TileKey
 from .options import BuildOptions
 from .pool import WorkerPool
+from .progress import pass_notice
 from .scheduler import StealingScheduler
 from .sinks.staging import Staging
 from .toplevels import Task, TopLevels, inputs
 
 Progress = Callable[[int, int], None]
-"""Called with (tiles written, tiles in all) as the build goes."""
+"""Called with (tiles written, tiles in all) as the build goes; one that also has a
+``notice`` method hears the source's news too (:class:`~.progress.NoticeReceiver`)."""
 
 
 #: The layout of graph pyramids; any input a graph source reads is built as one.
@@ -298,6 +300,10 @@ async def _render(
 
     def on_event(payload: dict[str, Any]) -> None:
         report(payload.get("tiles", 0))
+        if "notice" in payload:  # a reader's news mid-task, e.g. a warp falling back
+            if payload.get("counters"):
+                counters[payload["worker"]] = payload["counters"]
+            pass_notice(progress, payload["notice"], sum_counters(counters.values()))
 
     def new_slot() -> shm.SlotRef:
         return shm.SlotRef(slots.name, slots.take(), 0, 0, 0)

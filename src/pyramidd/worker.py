@@ -10,6 +10,7 @@ a task may also send ``("event", id, payload)`` progress messages and
 
 from __future__ import annotations
 
+import functools
 import os
 import pickle
 import signal
@@ -135,10 +136,21 @@ def _reader(build_id: str, source: Source, flip_y: bool) -> RegionReader:
     reader = _readers.get(build_id)
     if reader is None:
         reader = source.open()
+        if hasattr(reader, "notify"):
+            reader.notify = functools.partial(_source_notice, reader)
         if flip_y:
             reader = FlippedReader(reader, source.height)
         _readers[build_id] = reader
     return reader
+
+
+def _source_notice(reader: Any, message: str) -> None:
+    """Forward a reader's mid-task news (a warp falling back) with its counters so far.
+
+    Sent as an event of the running task, so it reaches the build's progress while
+    the task is still running, not only with the task's result.
+    """
+    send_event({"notice": message, "worker": _worker_id, "counters": reader_counters(reader)})
 
 
 def _resampler(name: str) -> Any:

@@ -17,7 +17,7 @@ shape, so a fallback changes speed, never output.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import structlog
@@ -32,6 +32,9 @@ log = structlog.get_logger("pyramidd.warp")
 
 #: Pixels per step when the band height is automatic.
 STEP_PIXELS = 65536
+
+#: What a reader tells whoever listens when it falls back (a progress bar, ``/status``).
+FALLBACK_NOTICE = "warp fallback: narrower blocks"
 
 
 @dataclass(frozen=True)
@@ -151,6 +154,9 @@ class WarpReader:
         self.fallback_level = 0
         self.fallbacks = 0
         self.pixels = 0
+        #: Called with a short message for people on each fallback, while the build
+        #: runs; a render worker sets it to forward the news to the coordinator.
+        self.notify: Callable[[str], None] | None = None
 
     # ------------------------------------------------------------------ public
 
@@ -206,6 +212,8 @@ class WarpReader:
             line_reads=c.line_reads,
             note="input lines re-read too often; warping in smaller blocks",
         )
+        if self.notify is not None:
+            self.notify(FALLBACK_NOTICE)
 
     def _pieces_for(self, x: int, y: int, w: int, h: int) -> int:
         """Input pieces a ``w`` x ``h`` output block centred in the region needs.
