@@ -25,6 +25,7 @@ from pyramidd.service.config import ServiceConfig, load_config
 from pyramidd.service.journal import replay
 from pyramidd.service.notify import Notifier
 from pyramidd.service.service import Service
+from pyramidd.service.status import render
 from pyramidd.service.testing import deadline, write_config
 
 pytestmark = pytest.mark.anyio
@@ -84,7 +85,10 @@ class StandIn:
                 raise InputError(f"{input.name}: truncated image")
             if data.startswith(b"hang"):
                 await anyio.sleep_forever()
-            if data.startswith(b"gate"):
+            if data.startswith(b"notice") and hasattr(progress, "notice"):
+                progress(1, 4)
+                progress.notice("warp fallback: narrower blocks", {"fallbacks": 1})
+            if data.startswith((b"gate", b"notice")):
                 await self.gate.wait()
             for i in range(1, 5):
                 if progress:
@@ -331,6 +335,87 @@ async def test_http_status_and_metrics(tmp_path):
     assert 'pyramidd_jobs_total{outcome="failed",watch="w"} 2.0' in metrics
     assert "pyramidd_queue_capacity 64.0" in metrics
     assert not (config.state_dir / "http.json").exists()
+
+
+async def test_a_notice_from_the_source_shows_in_status_while_the_job_runs(tmp_path):
+    config = make_config(tmp_path, http={"bind": "127.0.0.1:0"})
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    (drop / "scan.png").write_bytes(b"notice")
+    build = StandIn()
+    async with running(Service(config, build=build, pool_factory=FakePool)) as service:
+        await until(lambda: any(j.notices for j in service.state.running.values()))
+        host, port = service.http_address
+
+        def get(path: str) -> bytes:
+            with urllib.request.urlopen(f"http://{host}:{port}{path}", timeout=5) as r:
+                return r.read()
+
+        status = json.loads(await anyio.to_thread.run_sync(get, "/status"))
+        build.gate.set()
+        await until(lambda: service.state.done == 1)
+    [job] = status["jobs"]
+    assert job["name"] == "scan.png" and (job["done"], job["total"]) == (1, 4)
+    assert job["notices"] == {"warp fallback: narrower blocks": 1}
+    assert job["source_counters"] == {"fallbacks": 1}
+    assert "scan.png': 25% (1/4 tiles), attempt 1; warp fallback: narrower blocks" in render(status)
+
+
+async def test_a_warp_falling_back_is_in_the_running_job_with_the_real_engine(tmp_path):
+    """Real engine and render workers: a warp whose cache is far too small trips the
+    thrash detector; at each notice the job's status (what /status returns) has it,
+    and the journal's record of the finished job counts the same fallbacks."""
+    import dataclasses
+
+    import numpy as np
+
+    from pyramidd.engine import build as engine_build
+    from pyramidd.options import BuildOptions
+    from pyramidd.pool import WorkerPool
+
+    size = 512
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    rows = ["mapX,mapY,sourceX,sourceY,enable,dX,dY,residual"]
+    rows += [f"{1000 + ln},{2000 + p},{p},{-ln},1,0,0,0"
+             for p, ln in [(0, 0), (size, 0), (0, size), (size, size)]]
+    (drop / "scan.npy.points").write_text("\n".join(rows) + "\n")
+    # A quarter turn over plain scanlines with 100 lines of cache, one output row a step.
+    warp = {"order": 1, "piece": (size, 1), "band_rows": 1, "thrash_window": 8192,
+            "cache_mb": 100 * size * 4 / 2**20}
+    config = make_config(tmp_path, workers=2)
+    watch = config.watches[0]
+    config = dataclasses.replace(config, watches=(dataclasses.replace(
+        watch, options=BuildOptions(tile_size=128, extra={"warp": warp})),))
+    seen: list[dict[str, Any]] = []
+    service: Service
+
+    async def build(input, output, options, *, pool, progress=None):  # type: ignore[no-untyped-def]
+        class Spy:
+            def __call__(self, done: int, total: int) -> None:
+                progress(done, total)
+
+            def notice(self, message: str, counters: Any) -> None:
+                progress.notice(message, counters)
+                seen.append(service.state.snapshot())
+
+        return await engine_build(input, output, options, pool=pool, progress=Spy())
+
+    tmp = tmp_path / "scan.npy"
+    np.save(tmp, np.random.default_rng(4).integers(0, 256, (size, size, 3), dtype=np.uint8))
+    service = Service(config, build=build, pool_factory=WorkerPool)
+    async with running(service):
+        os.rename(tmp, drop / "scan.npy")
+        await until(lambda: service.state.done == 1, timeout=120)
+    assert seen, "no notice reached the job while it ran"
+    [job] = seen[0]["jobs"]
+    assert job["name"] == "scan.npy" and job["state"] == "building"
+    assert job["notices"] == {"warp fallback: narrower blocks": 1}
+    assert job["source_counters"]["fallbacks"] == 1 and job["done"] < job["total"]
+    built = [e for e in map(json.loads, (config.state_dir / "journal.jsonl").read_text().splitlines())
+             if e.get("op") == "built"]
+    assert built[0]["summary"]["source_counters"]["fallbacks"] == len(seen)
+    assert (tmp_path / "out" / "scan.dzi").exists()
 
 
 async def test_watchdog_pings_while_idle_and_stop_while_a_job_hangs(tmp_path):

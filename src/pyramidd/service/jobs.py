@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -160,6 +160,7 @@ async def _attempts(ctx: Context, watch: WatchConfig, job: JobRecord,
     while True:
         n += 1
         progress.attempt, progress.state, progress.done, progress.total = n, "building", 0, 0
+        progress.notices, progress.source_counters = {}, {}
         await ctx.record("attempt", job.id, n=n)
         ctx.metrics.attempts.labels(watch.name).inc()
         crashpoints.hit("after-attempt", job.name)
@@ -185,21 +186,40 @@ async def _attempts(ctx: Context, watch: WatchConfig, job: JobRecord,
         return summary, None, n
 
 
+class JobProgressCallback:
+    """The progress callback of one attempt: tiles, and the source's notices (a warp
+    falling back), go into the job's :class:`JobProgress`, so ``/status`` shows them
+    while the job runs."""
+
+    def __init__(self, ctx: Context, job: JobRecord, progress: JobProgress) -> None:
+        self.ctx, self.job, self.progress = ctx, job, progress
+
+    def __call__(self, done: int, total: int) -> None:
+        """Tiles written so far of ``total``."""
+        self.progress.done, self.progress.total = done, total
+        self.ctx.state.touch()
+        if total and done * 2 >= total:
+            crashpoints.hit("mid-build", self.job.name)
+
+    def notice(self, message: str, counters: Mapping[str, Any]) -> None:
+        """Count the notice and keep the source's counters as of now."""
+        notices = self.progress.notices
+        notices[message] = notices.get(message, 0) + 1
+        self.progress.source_counters = dict(counters)
+        self.ctx.state.touch()
+        log.info("source notice", job=self.job.id, watch=self.progress.watch,
+                 input=self.job.name, notice=message, times=notices[message])
+
+
 async def _build_once(ctx: Context, watch: WatchConfig, job: JobRecord, input_path: Path,
                       output: Path, progress: JobProgress) -> Any:
     if crashpoints.armed("worker-crash", job.name):
         await ctx.pool.run(crashpoints.die_in_worker)
-
-    def on_progress(done: int, total: int) -> None:
-        progress.done, progress.total = done, total
-        ctx.state.touch()
-        if total and done * 2 >= total:
-            crashpoints.hit("mid-build", job.name)
-
     # A redo after a crash, or a new drop of the same name, replaces the earlier pyramid.
     options = replace(watch.options, extra={
         "memory_budget": ctx.config.memory_budget, **watch.options.extra, "replace": True})
-    return await ctx.build(input_path, output, options, pool=ctx.pool, progress=on_progress)
+    return await ctx.build(input_path, output, options, pool=ctx.pool,
+                           progress=JobProgressCallback(ctx, job, progress))
 
 
 def _summary_dict(summary: Any) -> dict[str, Any]:

@@ -36,6 +36,11 @@ class JobProgress:
     done: int = 0
     total: int = 0
     started: float = field(default_factory=time.time)
+    #: What the source reported during this attempt, by message, with how often
+    #: (``{"warp fallback: narrower blocks": 2}``).
+    notices: dict[str, int] = field(default_factory=dict)
+    #: The source's counters summed over the workers, as of the last notice.
+    source_counters: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -126,7 +131,9 @@ def render(status: dict[str, Any]) -> str:
         out.append(f"watch {w['name']}: {w['folder']} -> {w['output']}")
     for j in status["jobs"]:
         pct = f"{100 * j['done'] // j['total']}% ({j['done']}/{j['total']} tiles)" if j["total"] else j["state"]
-        out.append(f"  running {j['watch']}/{j['name']!r}: {pct}, attempt {j['attempt']}")
+        notes = "".join(f"; {m}" + (f" x{n}" if n > 1 else "")
+                        for m, n in (j.get("notices") or {}).items())
+        out.append(f"  running {j['watch']}/{j['name']!r}: {pct}, attempt {j['attempt']}{notes}")
     if status["recent_failures"]:
         out.append("recent failures:")
         for f in status["recent_failures"]:
