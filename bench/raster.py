@@ -49,14 +49,14 @@ CASES = ("dzi", "jpeg", "xyz", "tms", "scaling", "flat")
 DEFAULT_CASES = "dzi,jpeg,xyz,tms,scaling"
 
 
-def texture_tiles(side: int, tile: int = 256, bank: int = 0) -> Iterator[np.ndarray]:
+def texture_tiles(side: int, tile: int = 256, bank: int = 0, seed: int = 0) -> Iterator[np.ndarray]:
     """Textured RGB tiles of a ``side``² image, row by row: two gradients, an xor
-    pattern and noise, so that encoders work as on a real image.
+    pattern and noise (drawn from ``seed``), so that encoders work as on a real image.
 
     ``bank`` > 0 takes each tile's noise from that many pre-drawn tiles instead of
     drawing it afresh: several times quicker, for inputs of many GiB.
     """
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     span = np.arange(tile)
     xor = (span[None, :] ^ span[:, None]).astype(np.uint8)
     noises = rng.integers(0, 24, (bank, tile, tile, 3)).astype(np.uint8) if bank else None
@@ -80,21 +80,26 @@ def make_input(path: Path, side: int, compression: str | None, bank: int = 0) ->
                      bigtiff=side > 20000)
 
 
-def make_jpeg(path: Path, side: int) -> None:
+def texture_image(side: int, seed: int = 0) -> np.ndarray:
+    """The pixels of :func:`texture_tiles` as one ``side`` x ``side`` x 3 array."""
+    tile = 256
+    n = -(-side // tile)
+    pixels = np.empty((n * tile, n * tile, 3), np.uint8)
+    for i, t in enumerate(texture_tiles(side, tile, seed=seed)):
+        r, c = divmod(i, n)
+        pixels[r * tile:(r + 1) * tile, c * tile:(c + 1) * tile] = t
+    return pixels[:side, :side]
+
+
+def make_jpeg(path: Path, side: int, seed: int = 0) -> None:
     """A baseline JPEG (quality 90, 4:2:0) of the same pixels as :func:`make_input`'s TIFF.
 
     Pillow encodes from a whole image, so the pixels are held once (3 bytes a pixel).
     """
     from PIL import Image
 
-    tile = 256
-    n = -(-side // tile)
-    pixels = np.empty((n * tile, n * tile, 3), np.uint8)
-    for i, t in enumerate(texture_tiles(side, tile)):
-        r, c = divmod(i, n)
-        pixels[r * tile:(r + 1) * tile, c * tile:(c + 1) * tile] = t
-    image = Image.fromarray(pixels[:side, :side])
-    image.save(path, "JPEG", quality=90, subsampling="4:2:0", progressive=False, optimize=False)
+    Image.fromarray(texture_image(side, seed)).save(
+        path, "JPEG", quality=90, subsampling="4:2:0", progressive=False, optimize=False)
 
 
 def ensure_space(folder: Path, need: int) -> None:
@@ -127,6 +132,8 @@ def run_case(name: str, commands: dict[str, list[str]], env: dict[str, dict[str,
         ratio = "" if tool == "pyramidd" else f"{ours.wall / m.wall:>12.2f}"
         pratio = "" if tool == "pyramidd" else f"{ours.peak / m.peak:>12.2f}"
         print(f"  {tool:<12}{m.wall:>9.2f}{m.cpu:>9.2f}{m.peak / MIB:>10.0f}{ratio}{pratio}")
+    print("  walls, in order: " + "; ".join(
+        f"{tool} {' '.join(f'{m.wall:.1f}' for m in r)}" for tool, r in runs.items()))
     print("  (ratio = pyramidd / tool; below 1 means pyramidd is faster or smaller)", flush=True)
     return results
 
