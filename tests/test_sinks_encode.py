@@ -146,6 +146,23 @@ def test_padded_png_tile_decodes_full_size() -> None:
     assert alpha[249:, :100].min() == 255 and alpha[:249].max() == 0 and alpha[:, 100:].max() == 0
 
 
+@pytest.mark.parametrize("bands", [1, 2, 3, 4])
+@pytest.mark.parametrize("size, at_bottom", [((256, 256), False), ((256, 256), True), ((9, 4), False)])
+def test_padded_png_tiles_decode_to_the_prepared_pixels(bands: int, size, at_bottom: bool) -> None:
+    enc = encoder("png", alpha=True)
+    pixels = gradient(7, 3, bands)
+    got = as_array(decode(enc.encode(pixels, size, at_bottom=at_bottom)))
+    assert np.array_equal(got, enc.prepare(pixels, size, at_bottom=at_bottom))
+
+
+def test_png_compress_level_is_used() -> None:
+    pixels = gradient(64, 64, 3)
+    stored = encoder("png", png_compress_level=0).encode(pixels)
+    assert len(stored) > pixels.nbytes  # level 0 keeps every byte, plus filter bytes
+    assert len(encoder("png", png_compress_level=9).encode(pixels)) < len(encoder("png").encode(pixels))
+    assert np.array_equal(as_array(decode(stored)), pixels)
+
+
 def test_full_tile_needs_no_copy() -> None:
     pixels = gradient(16, 16, 3)
     assert encoder("png").prepare(pixels) is pixels
@@ -162,7 +179,7 @@ def test_options_are_read() -> None:
     enc = encoder("WEBP".lower(), quality=33, lossless=True)
     assert (enc.format, enc.quality, enc.lossless) == ("WEBP", 33, True)
     assert encoder("jpeg").suffix == "jpeg" and encoder("jpeg").mime_type == "image/jpeg"
-    assert encoder("png", png_compress_level=9).params()["compress_level"] == 9
+    assert encoder("png", png_compress_level=9).compress_level == 9
     with pytest.raises(OptionError, match="png_compress_level"):
         encoder("png", png_compress_level=12)
     with pytest.raises(OptionError, match="suffix"):

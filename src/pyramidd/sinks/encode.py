@@ -16,6 +16,10 @@ Band rules, for 1 (L), 2 (LA), 3 (RGB) or 4 (RGBA) input bands:
 
 Padding (``size=`` larger than the pixels) fills with transparent black when the
 encoded tile has alpha, else with the background colour.
+
+JPEG and WebP go through Pillow; PNG through :mod:`pyramidd.sinks.png`, which
+filters the whole tile in numpy and deflates it once (Pillow's per-row adaptive
+filter made PNG encoding the largest part of an XYZ build).
 """
 
 from __future__ import annotations
@@ -29,12 +33,12 @@ from PIL import Image
 
 from ..errors import OptionError
 from ..options import SUFFIXES, BuildOptions
+from .png import encode_png
 
-#: zlib level of PNG tiles. vips pngsave uses level 6 without row filters, about 4 ms
-#: for a noisy 256x256 RGB tile here; Pillow always runs its adaptive row filter, which
-#: alone costs about 3 ms, so its level 6 takes 9-14 ms and level 1 takes 4-7 ms with
-#: files as small as vips' (the filter pays for the weaker deflate). Level 1 is the one
-#: comparable in speed to vips' default. ``options.extra["png_compress_level"]`` overrides.
+#: zlib level of PNG tiles; ``options.extra["png_compress_level"]`` overrides. vips
+#: pngsave uses level 6 without row filters. Noise-like tiles are deflated with zlib's
+#: run-length strategy whatever the level (see :mod:`pyramidd.sinks.png`), so the level
+#: matters for flat and smooth tiles, where 1 is fast and files are a few KiB anyway.
 PNG_COMPRESS_LEVEL = 1
 
 #: vips jpegsave turns chroma subsampling off from this quality up ("auto" mode).
@@ -175,12 +179,12 @@ class TileEncoder:
         return out
 
     def params(self) -> dict[str, Any]:
-        """Keyword arguments for Pillow's ``Image.save``."""
+        """Keyword arguments for Pillow's ``Image.save`` (JPEG and WebP; PNG is not Pillow's)."""
         if self.format == "JPEG":
             subsampling = 0 if self.quality >= JPEG_FULL_CHROMA_QUALITY else 2
             return {"format": "JPEG", "quality": self.quality, "subsampling": subsampling}
         if self.format == "PNG":
-            return {"format": "PNG", "compress_level": self.compress_level}
+            raise ValueError("PNG tiles are written by pyramidd.sinks.png, not by Pillow")
         return {"format": "WEBP", "quality": self.quality, "lossless": self.lossless}
 
     def encode(
@@ -192,6 +196,8 @@ class TileEncoder:
     ) -> bytes:
         """The tile file's bytes; ``size`` and ``at_bottom`` as for :meth:`prepare`."""
         arr = self.prepare(pixels, size, at_bottom=at_bottom)
+        if self.format == "PNG":
+            return encode_png(arr, self.compress_level)
         if arr.shape[2] == 1:
             arr = arr[:, :, 0]
         image = Image.fromarray(arr)
