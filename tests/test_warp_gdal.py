@@ -124,3 +124,54 @@ def test_vrt_with_gcps_is_warped_like_gdalwarp(tmp_path: Path) -> None:
     mine = read_tiled(source, tile=100)
     ref = gdalwarp(tmp_path, src, points, source, 2, "near")
     assert np.array_equal(mine, ref)
+
+
+def embed_gcps(tmp: Path, points, raster_type: str, srs: str | None = None) -> Path:  # type: ignore[no-untyped-def]
+    """A GeoTIFF holding ``points`` as tiepoints, written by ``gdal_translate -gcp``."""
+    src, out = tmp / "plain.tif", tmp / f"embedded_{raster_type}.tif"
+    tifffile.imwrite(src, textured())
+    args = ["gdal_translate", "-q", "-mo", f"AREA_OR_POINT={raster_type}"]
+    if srs:
+        args += ["-a_srs", srs]
+    for p in points:
+        args += ["-gcp", *(repr(v) for v in p)]
+    subprocess.run([*args, str(src), str(out)], check=True, timeout=60)
+    src.unlink()
+    return out
+
+
+@pytest.mark.parametrize("raster_type", ["Area", "Point"])
+def test_gcps_embedded_in_a_geotiff_read_as_gdalinfo_reports_them(tmp_path: Path, raster_type: str) -> None:
+    import json
+
+    from pyramidd.warp.geotiff import read_geotiff_gcps
+
+    path = embed_gcps(tmp_path, gcps(2), raster_type, srs="EPSG:32633")
+    info = json.loads(subprocess.run(["gdalinfo", "-json", str(path)], check=True, timeout=60,
+                                     capture_output=True, text=True).stdout)
+    theirs = info["gcps"]["gcpList"]
+    found = read_geotiff_gcps(path)
+    assert found is not None and len(found.gcps) == len(theirs) == 12
+    for mine, ref in zip(found.gcps, theirs):
+        assert mine.id == ref["id"]
+        assert (mine.pixel, mine.line, mine.x, mine.y) == pytest.approx(
+            (ref["pixel"], ref["line"], ref["x"], ref["y"]), rel=1e-12, abs=1e-9)
+    assert found.crs == "EPSG:32633"
+
+
+@pytest.mark.parametrize("raster_type", ["Area", "Point"])
+def test_a_geotiff_with_embedded_gcps_is_warped_like_gdalwarp(tmp_path: Path, raster_type: str) -> None:
+    path = embed_gcps(tmp_path, gcps(2), raster_type)
+    assert not list(tmp_path.glob("*.points")) and not list(tmp_path.glob("*.aux.xml"))
+    source = plugins.load().registry.probe(path, BuildOptions())
+    assert isinstance(source, WarpSource) and source.model.order == 2  # GDAL's default for 12
+    mine = read_tiled(source, tile=100)
+    out = tmp_path / "gdal.tif"
+    subprocess.run(
+        ["gdalwarp", "-q", "-overwrite", "-et", "0", "-wo", "XSCALE=1", "-wo", "YSCALE=1",
+         "-order", "2", "-r", "near", "-dstalpha", *source.grid.gdalwarp_args(), str(path), str(out)],
+        check=True, timeout=120,
+    )
+    ref = tifffile.imread(out)
+    assert np.array_equal(mine, ref)
+    assert (ref[..., 3] > 0).sum() > 0.4 * mine.shape[0] * mine.shape[1]  # not vacuous

@@ -1,6 +1,7 @@
 """Registration: rectify an image through a polynomial model fitted to ground control points.
 
 - :mod:`.gcps` reads GCPs (QGIS ``.points``, GDAL ``GCPList``, profile data);
+- :mod:`.geotiff` reads GCPs embedded in a GeoTIFF (tiepoints);
 - :mod:`.model` fits the polynomial as ``gdalwarp -order N`` does;
 - :mod:`.extent` lays out the output grid;
 - :mod:`.sample` holds the near / bilinear / cubic kernels;

@@ -1,9 +1,9 @@
 """The ``warp`` source format: an image with ground control points, rectified.
 
 :class:`WarpFormat.probe` (coordinator) recognises an input that has GCPs: a
-``IMAGE.points`` / ``IMAGE.aux.xml`` sidecar, a ``.vrt`` with a ``GCPList``, or
-``options.extra["warp"]["gcps"]`` (a GCP file, or a list of GCPs from a watch
-profile). It fits the polynomial, logs every GCP's residual and the RMS, computes
+``IMAGE.points`` / ``IMAGE.aux.xml`` sidecar, a ``.vrt`` with a ``GCPList``, a
+GeoTIFF with several tiepoints, or ``options.extra["warp"]["gcps"]`` (a GCP file,
+or a list of GCPs). It fits the polynomial, logs every GCP's residual and the RMS, computes
 the output grid and returns a :class:`WarpSource` whose pixels are the *output*
 grid. Its :meth:`WarpSource.open` (render worker) opens the input and returns a
 :class:`~.reader.WarpReader`.
@@ -30,7 +30,8 @@ from ..formats import Source
 from ..options import BuildOptions
 from .extent import OutputGrid, output_grid
 from .gcps import GCPError, GCPSet, find_sidecar_gcps, parse_gcp_xml, parse_inline, read_gcp_file
-from .inputs import InputHeader, open_pieces, read_header
+from .geotiff import read_geotiff_gcps
+from .inputs import TIFF_SUFFIXES, InputHeader, open_pieces, read_header
 from .model import Fit, PolynomialModel, fit, format_residuals
 from .reader import WarpReader, WarpSettings, out_bands
 from .sample import KERNELS
@@ -105,7 +106,13 @@ def _settings(opts: Mapping[str, Any], options: BuildOptions) -> WarpSettings:
 
 
 def _find_gcps(path: Path, opts: Mapping[str, Any]) -> tuple[GCPSet | None, Path]:
-    """GCPs for ``path`` and the raster their pixels refer to."""
+    """GCPs for ``path`` and the raster their pixels refer to.
+
+    The first that has GCPs wins: the ``gcps`` option; a VRT's own ``GCPList``;
+    the sidecars (:func:`~.gcps.sidecars`, in order); tiepoints embedded in a
+    GeoTIFF. Embedded GCPs come last as in GDAL, where a ``.aux.xml`` overrides the
+    file's own georeferencing, so a sidecar can correct a file without rewriting it.
+    """
     spec = opts.get("gcps")
     found: GCPSet | None
     if spec is not None and not isinstance(spec, (str, os.PathLike)):
@@ -116,6 +123,8 @@ def _find_gcps(path: Path, opts: Mapping[str, Any]) -> tuple[GCPSet | None, Path
         found = parse_gcp_xml(path.read_text(encoding="utf-8-sig"), path.name, base=path.parent)
     else:
         found = find_sidecar_gcps(path)
+        if found is None and path.suffix.lower() in TIFF_SUFFIXES and path.is_file():
+            found = read_geotiff_gcps(path)
     raster = path
     if path.suffix.lower() == ".vrt":
         vrt = parse_gcp_xml(path.read_text(encoding="utf-8-sig"), path.name, base=path.parent)
