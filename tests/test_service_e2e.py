@@ -571,3 +571,27 @@ def test_image_with_a_points_sidecar_is_warped_and_its_reads_are_metrics(env, tm
     read = re.search(rb'pyramidd_source_bytes_read_total\{watch="main"\} ([\d.e+]+)', body)
     assert read and float(read.group(1)) > 0, body.decode()[-2000:]
     assert re.search(rb'pyramidd_source_fallbacks_total\{watch="main"\} 0\.0', body)
+
+
+def test_geotiff_with_embedded_gcps_is_warped_without_a_sidecar(env, tmp_path):
+    """A GeoTIFF whose tiepoints are GCPs becomes a rectified pyramid on its own."""
+    import tifffile
+
+    e = env()
+    e.service.start()
+    w, h = 400, 300
+    img = np.random.default_rng(7).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    # tiepoints of a 30° turn at one map unit per pixel
+    c, s = math.cos(math.radians(30)), math.sin(math.radians(30))
+    flat = [v for px, ln in [(0, 0), (w, 0), (0, h), (w, h)]
+            for v in (px, ln, 0.0, px * c - ln * s, -(px * s + ln * c), 0.0)]
+    tifffile.imwrite(tmp_path / "map.tif", img, extratags=[(33922, 12, len(flat), flat, True)])
+    os.rename(tmp_path / "map.tif", e.drop / "map.tif")
+    wait_settled(e, done=1)
+    dzi = (e.out / "map.dzi").read_text()
+    width, height = (int(re.search(rf'{k}="(\d+)"', dzi).group(1)) for k in ("Width", "Height"))
+    # the turned image's bounding box, not the 4:3 input
+    assert width / height == pytest.approx((w * c + h * s) / (w * s + h * c), rel=0.02), dzi
+    _, body = e.service.http("/metrics")
+    read = re.search(rb'pyramidd_source_bytes_read_total\{watch="main"\} ([\d.e+]+)', body)
+    assert read and float(read.group(1)) > 0, body.decode()[-2000:]
