@@ -1,24 +1,31 @@
-"""Benchmark: pyramidd's warp against ``gdalwarp`` on a large tiled input.
+"""Benchmark: pyramidd's warp against ``gdalwarp`` on a large tiled input, in one run.
 
 A ``SIZE`` x ``SIZE`` RGB tiled TIFF (256-pixel tiles, uncompressed) is rotated by 30°
-with an order 1 polynomial from five GCPs and sampled with nearest neighbour, by
+with an order 1 polynomial from five GCPs and sampled with nearest neighbour. Cases
+(``--cases``, comma-separated, default both):
 
-- pyramidd: the ``warp`` source opened as a render worker opens it, every output
-  tile (256 px) read with ``read_region`` in Z order, as the engine asks for them;
-  the pixels are produced and dropped (no pyramid, no encoding), so this times the
-  warp and its input reads alone;
-- GDAL: ``gdalwarp -wm 64`` with ``GDAL_CACHEMAX=64``, same GCPs, same output grid
-  (``-te``/``-ts``), ``-dstalpha`` (pyramidd's output has alpha too), writing a
-  GeoTIFF.
+- ``build``: ``pyramidd build SRC OUT --gcps SRC.points --order 1 --warp-resampler
+  near`` as a subprocess: the whole Deep Zoom pyramid (254/1, JPEG q75, one worker
+  per CPU), warp, tiles and encoding included;
+- ``read``: the ``warp`` source opened as a render worker opens it, every output tile
+  (256 px) read with ``read_region`` in Z order, as the engine asks for them; the
+  pixels are produced and dropped (no pyramid, no encoding), so this times the warp
+  and its input reads alone.
 
-For each: wall time, peak memory of the process tree (PSS, sampled every 0.1 s),
-and bytes read (``rchar`` of the process tree: every ``read()``, the input file
-and anything else; pyramidd's own count of input bytes is shown too). Ratios are
-pyramidd / GDAL. With ``--build``, ``pyramidd build`` (the whole DZI pyramid,
-JPEG tiles) is timed as well, for scale.
+The anchor, run once in the same run: ``gdalwarp -wm 64`` with ``GDAL_CACHEMAX=64``,
+same GCPs (a VRT), same output grid (``-te``/``-ts``), ``-dstalpha`` (pyramidd's
+output has alpha too), writing an uncompressed GeoTIFF.
 
-    .venv/bin/python bench/warp.py                # 20000 x 20000, ~1.2 GB input
-    .venv/bin/python bench/warp.py --size 4000    # quick look
+Every command is run by ``measure.py``: wall time, CPU time and peak memory of the
+process tree (PSS, sampled from outside). Bytes read are ``rchar`` of the process tree
+(every ``read()``: the input, and Python modules, GDAL's data files...) and, for
+pyramidd, the input bytes its warp itself counted (the build's ``source_counters``,
+picked up by the ``record_summary`` plugin). Ratios are pyramidd / gdalwarp. The
+input stays in the page cache between runs (it was just written or read), so no
+tool pays for the disk.
+
+    .venv/bin/python bench/warp.py --workdir /work/bench-warp   # 20000², ~1.1 GiB input
+    .venv/bin/python bench/warp.py --size 4000                  # quick look
 """
 
 from __future__ import annotations
@@ -26,14 +33,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
+from measure import measure  # noqa: E402
 
 TILE = 256
 ANGLE = 30.0
@@ -93,29 +102,14 @@ def write_sidecars(src: Path, points: list[tuple[float, float, float, float]]) -
     return vrt
 
 
-def run_measured(cmd: list[str], env: dict[str, str] | None = None) -> dict[str, float]:
-    """Run ``cmd``; wall, peak tree memory, bytes read, and its stdout."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-    from pyramidd.memory import PeakSampler
-
+def timed(cmd: list[str], env: dict[str, str] | None = None) -> dict[str, float]:
+    """Run ``cmd`` with ``measure.py``; its wall, CPU, peak tree memory and ``rchar``."""
     before = rchar()
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True)
-    with PeakSampler(proc.pid) as peak:
-        out, _ = proc.communicate()
-    wall = time.perf_counter() - t0
-    if proc.returncode:
-        raise SystemExit(f"{cmd[0]} failed with {proc.returncode}")
-    return {
-        "wall": wall,
-        "peak": peak.peak,
-        "rchar": rchar() - before,
-        "maxrss": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024,
-        "stdout": out,
-    }
+    m = measure(cmd, env=env)
+    return {"wall": m.wall, "cpu": m.cpu, "peak": m.peak, "rchar": rchar() - before}
 
 
-def child_pyramidd(src: Path, cache_mb: float) -> None:
+def child_pyramidd(src: Path, cache_mb: float, result: Path) -> None:
     """Open the warp as a worker would and read every output tile in Z order."""
     from pyramidd import plugins
     from pyramidd.morton import encode
@@ -132,23 +126,51 @@ def child_pyramidd(src: Path, cache_mb: float) -> None:
         tile = reader.read_region(x, y, min(TILE, source.width - x), min(TILE, source.height - y))
         checksum = (checksum + int(tile[::61, ::53].sum())) & 0xFFFFFFFF
     c = reader.counters.as_dict()
-    c.update(width=source.width, height=source.height, checksum=checksum, grid=source.grid.gdalwarp_args())
+    c.update(width=source.width, height=source.height, checksum=checksum)
     reader.close()
-    print(json.dumps(c))
+    result.write_text(json.dumps(c))
+
+
+def output_grid(src: Path) -> tuple[int, int, list[str]]:
+    """The warp's output size and its ``gdalwarp`` grid arguments (GCPs from the sidecar)."""
+    from pyramidd import plugins
+    from pyramidd.options import BuildOptions
+
+    source = plugins.load().registry.probe(src, BuildOptions(extra={"warp": {"order": 1}}))
+    return source.width, source.height, source.grid.gdalwarp_args()
+
+
+def run_build(src: Path, points: Path, out: Path, workdir: Path) -> dict[str, float]:
+    """``pyramidd build`` of the warp to a DZI; its figures and the build's source counters."""
+    shutil.rmtree(out.with_name(out.name + "_files"), ignore_errors=True)
+    summary = workdir / "summary.json"
+    summary.unlink(missing_ok=True)
+    # The plugin records the build's summary (with the warp's own count of input
+    # bytes) without changing what the build does or prints.
+    env = {"PYRAMIDD_PLUGINS": "record_summary", "PYRAMIDD_BENCH_SUMMARY": str(summary),
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(BENCH), os.environ.get("PYTHONPATH")]))}
+    r = timed([sys.executable, "-m", "pyramidd.cli", "build", str(src), str(out), "--replace",
+               "--gcps", str(points), "--order", "1", "--warp-resampler", "near"], env=env)
+    r["counters"] = json.loads(summary.read_text()).get("source_counters", {})  # type: ignore[assignment]
+    return r
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", type=int, default=20000)
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/pyramidd-bench-warp"))
-    ap.add_argument("--cache-mb", type=float, default=64)
-    ap.add_argument("--build", action="store_true", help="also time pyramidd build (DZI, JPEG)")
+    ap.add_argument("--cache-mb", type=float, default=64, help="warp cache of the read case")
+    ap.add_argument("--cases", default="build,read", help="build, read, or both (default)")
     ap.add_argument("--keep", action="store_true", help="keep the generated input and outputs")
     ap.add_argument("--child", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--result", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        child_pyramidd(args.child, args.cache_mb)
+        child_pyramidd(args.child, args.cache_mb, args.result)
         return
+    cases = [c.strip() for c in args.cases.split(",") if c.strip()]
+    if not cases or set(cases) - {"build", "read"}:
+        raise SystemExit(f"--cases takes build and/or read, got {args.cases!r}")
 
     args.workdir.mkdir(parents=True, exist_ok=True)
     src = args.workdir / f"src{args.size}.tif"
@@ -156,39 +178,45 @@ def main() -> None:
     make_source(src, args.size)
     source_bytes = src.stat().st_size
     vrt = write_sidecars(src, gcps(args.size))
-
-    py = run_measured([sys.executable, __file__, "--child", str(src), "--cache-mb", str(args.cache_mb)])
-    info = json.loads(py["stdout"].strip().splitlines()[-1])
-    print(f"output: {info['width']}x{info['height']} RGBA, rotated {ANGLE}°, order 1, nearest", flush=True)
+    points = src.with_name(src.name + ".points")
+    width, height, grid = output_grid(src)
+    print(f"output: {width}x{height} RGBA, rotated {ANGLE}°, order 1, nearest", flush=True)
 
     out_tif = args.workdir / "gdalwarp.tif"
-    env = dict(os.environ, GDAL_CACHEMAX="64")
-    gd = run_measured(
-        ["gdalwarp", "-q", "-overwrite", "-wm", "64", "-order", "1", "-r", "near", "-dstalpha",
-         *info["grid"], str(vrt), str(out_tif)],
-        env=env,
-    )
+    gd = timed(["gdalwarp", "-q", "-overwrite", "-wm", "64", "-order", "1", "-r", "near",
+                "-dstalpha", *grid, str(vrt), str(out_tif)], env={"GDAL_CACHEMAX": "64"})
+    out_tif.unlink(missing_ok=True)  # 2.8 GiB at 20000²; not needed past here
+    results: dict[str, dict[str, float]] = {}
+    if "build" in cases:
+        results["build"] = run_build(src, points, args.workdir / "pyramid", args.workdir)
+    if "read" in cases:
+        result = args.workdir / "read.json"
+        results["read"] = timed([sys.executable, __file__, "--child", str(src),
+                                 "--cache-mb", str(args.cache_mb), "--result", str(result)])
+        results["read"]["counters"] = json.loads(result.read_text())  # type: ignore[assignment]
 
-    def row(name: str, r: dict[str, float], extra: str = "") -> None:
-        print(f"{name:<22} wall {r['wall']:8.1f} s   peak {r['peak'] / 2**20:8.1f} MiB   "
-              f"read {r['rchar'] / 2**30:7.3f} GiB ({r['rchar'] / source_bytes:5.2f}x input){extra}")
+    def row(name: str, r: dict[str, float]) -> None:
+        counters: dict[str, float] = r.get("counters") or {}  # type: ignore[assignment]
+        own = ""
+        if counters:
+            own = (f"   [warp read {counters['bytes_read'] / 2**30:.3f} GiB = "
+                   f"{counters['bytes_read'] / source_bytes:.3f}x input, "
+                   f"{counters['piece_reads']:,} tile reads, fallbacks {counters['fallbacks']}]")
+        print(f"{name:<24} wall {r['wall']:8.1f} s   cpu {r['cpu']:8.1f} s   "
+              f"peak {r['peak'] / 2**20:8.1f} MiB   rchar {r['rchar'] / 2**30:7.3f} GiB "
+              f"({r['rchar'] / source_bytes:5.2f}x input){own}")
 
-    print(f"input file {source_bytes / 2**30:.3f} GiB")
-    row("pyramidd warp", py, f"   [input bytes {info['bytes_read'] / source_bytes:.3f}x, "
-        f"{info['piece_reads']} tile reads, fallbacks {info['fallbacks']}]")
+    print(f"input file {source_bytes / 2**30:.3f} GiB ({source_bytes:,} bytes)")
     row("gdalwarp -wm 64", gd)
-    print(
-        f"ratios pyramidd/gdalwarp: wall {py['wall'] / gd['wall']:.2f}  "
-        f"peak memory {py['peak'] / gd['peak']:.2f}  bytes read {py['rchar'] / gd['rchar']:.2f}"
-    )
-    if args.build:
-        out = args.workdir / "pyramid"
-        shutil.rmtree(args.workdir / "pyramid_files", ignore_errors=True)
-        b = run_measured([sys.executable, "-m", "pyramidd.cli", "build", str(src), str(out), "--replace",
-                          "--order", "1", "--warp-resampler", "near"])
-        row("pyramidd build (DZI)", b)
+    names = {"build": "pyramidd build (DZI)", "read": "pyramidd warp reads"}
+    for case, r in results.items():
+        row(names[case], r)
+    for case, r in results.items():
+        print(f"ratios {names[case]} / gdalwarp: wall {r['wall'] / gd['wall']:.2f}  "
+              f"peak memory {r['peak'] / gd['peak']:.2f}  rchar {r['rchar'] / gd['rchar']:.2f}")
     if not args.keep:
-        out_tif.unlink(missing_ok=True)
+        shutil.rmtree(args.workdir / "pyramid_files", ignore_errors=True)
+        (args.workdir / "pyramid.dzi").unlink(missing_ok=True)
 
 
 if __name__ == "__main__":
