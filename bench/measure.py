@@ -10,6 +10,7 @@ import statistics
 import subprocess
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Mapping, Sequence
 
 from pyramidd.memory import tree_bytes
@@ -46,6 +47,23 @@ def measure(cmd: Sequence[str], env: Mapping[str, str] | None = None, interval: 
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return Measurement(wall, cpu, peak)
+
+
+def code_version() -> str:
+    """The commit the measured code is at, and whether ``src/`` differs from it.
+
+    Figures are only comparable between runs of the same code; printed at the top
+    of every benchmark's output.
+    """
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--", "src"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "code: not a git checkout"
+    return f"code: {head}" + (" with uncommitted changes in src/" if dirty else "")
 
 
 def median(runs: list[Measurement]) -> Measurement:

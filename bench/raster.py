@@ -41,7 +41,7 @@ import numpy as np
 import tifffile
 
 sys.path.insert(0, str(Path(__file__).parent))
-from measure import Measurement, measure, median  # noqa: E402
+from measure import Measurement, code_version, measure, median  # noqa: E402
 
 MIB = 1 << 20
 GIB = 1 << 30
@@ -189,6 +189,7 @@ def main() -> None:
     ap.add_argument("--keep", type=Path, default=None, help="work in this folder and keep it")
     args = ap.parse_args()
     cases = parse_cases(args.cases, args.no_gdal2tiles)
+    print(code_version())
 
     work = args.keep or Path(tempfile.mkdtemp(prefix="pyramidd-bench-"))
     work.mkdir(parents=True, exist_ok=True)

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from measure import Measurement, measure, median
+from measure import Measurement, code_version, measure, median
 from raster import texture_image
 
 from pyramidd.memory import descendants, tree_bytes
@@ -161,6 +161,7 @@ def main() -> None:
     ap.add_argument("--keep", type=Path, default=None, help="work in this folder and keep it")
     args = ap.parse_args()
 
+    print(code_version())
     work = args.keep or Path(tempfile.mkdtemp(prefix="pyramidd-bench-service-"))
     work.mkdir(parents=True, exist_ok=True)
     inputs_dir = work / f"inputs-{args.count}x{args.side}-{args.format}"
