@@ -17,6 +17,7 @@ from pyramidd.graph.build import build_graph
 from pyramidd.graph.check import load_files, verify
 from pyramidd.graph.errors import GraphDataError
 from pyramidd.graph.index import GraphIndex
+from pyramidd.graph.quadtree import segments_hit_rect
 from pyramidd.pool import WorkerPool
 
 SMALL = {"bag_size": 16, "bags_per_leaf": 4}
@@ -124,6 +125,39 @@ def test_sparse_levels_are_reproducible_and_seeded(build, tmp_path: Path) -> Non
     assert a == b
     assert a.keys() == c.keys() and a != c  # same tree, other sample
     assert verify(tmp_path / "c") == []
+
+
+def test_sparse_edges_are_shown_by_every_tile_of_their_level(build, tmp_path: Path) -> None:
+    """An edge a sparse tile shows is in every file of that level it crosses, also
+    neighbours that are not siblings; the checker says so when one lacks it."""
+    x, y, edges = generate.layout(1500, seed=8)
+    long = np.random.default_rng(8).integers(0, 1500, (300, 2))  # more long edges
+    edges = np.concatenate([edges, long[long[:, 0] != long[:, 1]]])
+    out = tmp_path / "pyr"
+    build(generate.write(tmp_path / "g.json", "node-link", x, y, edges), out)
+    graph = as_graph(x, y, edges)
+    assert verify(out, graph) == []
+    index = GraphIndex.load(out)
+    files = load_files(index)
+    # An edge a sparse tile shows that crosses a same-level tile with another parent.
+    def crossings():  # type: ignore[no-untyped-def]
+        for key, f in files.items():
+            level = [t for t in index.tiles.values()
+                     if t.level == len(key) and t.key[:-1] != key[:-1] and t.file]
+            for e in f["edges"] if f["sparse"] else ():
+                seg = [np.array([v]) for v in (*graph[0][e["source"]], *graph[0][e["target"]])]
+                for other in level:
+                    if segments_hit_rect(*seg, other.rect)[0]:
+                        yield key, e["id"], other
+
+    found = next(crossings(), None)
+    assert found is not None
+    key, edge, other = found
+    path = out / other.file
+    doc = json.loads(path.read_text())
+    doc["edges"] = [e for e in doc["edges"] if e["id"] != edge]
+    path.write_text(json.dumps(doc))
+    assert f"level {len(key)}: edge {edge} shown by " in "\n".join(verify(out))
 
 
 def test_sparse_prefers_important_nodes(build, tmp_path: Path) -> None:

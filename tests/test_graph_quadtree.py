@@ -1,9 +1,8 @@
-"""Pure logic of graph pyramids: quadkeys, placement, quotas, sparse selection."""
+"""Pure logic of graph pyramids: quadkeys, placement, the build's tree."""
 
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -16,8 +15,7 @@ from pyramidd.graph.quadtree import (
     segments_hit_rect,
     tile_name,
 )
-from pyramidd.graph.records import EDGE, NODE, RANKED
-from pyramidd.graph.sparsify import allocate, lies_in, rank_order, select
+from pyramidd.graph.records import EDGE, NODE
 
 BOUNDS = (-3.0, 1.0, 5.0, 9.0)
 
@@ -70,73 +68,6 @@ def test_pad_bounds_gives_extent() -> None:
     assert pad_bounds(1, 1, 1, 1) == (0.5, 0.5, 1.5, 1.5)
     x0, y0, x1, y1 = pad_bounds(0, 2, 10, 2)
     assert (x0, x1) == (0, 10) and y1 - y0 == 10
-
-
-@pytest.mark.parametrize(
-    "budget,counts,avail,want",
-    [
-        (10, [5, 5, 0, 10], [99, 99, 0, 99], [3, 2, 0, 5]),
-        (10, [1, 1, 1, 1], [1, 99, 99, 99], [1, 4, 3, 2]),  # ties: child order
-        (10, [4, 0, 0, 0], [4, 0, 0, 0], [4, 0, 0, 0]),
-        (0, [4, 4, 4, 4], [4, 4, 4, 4], [0, 0, 0, 0]),
-    ],
-)
-def test_allocate_is_proportional_and_capped(budget, counts, avail, want) -> None:
-    got = allocate(budget, counts, avail)
-    assert sum(got) <= budget
-    assert all(g <= a for g, a in zip(got, avail))
-    assert got == want
-
-
-def _ranked(objs: list[tuple]) -> np.ndarray:
-    out = np.zeros(len(objs), RANKED)
-    for j, (k, i, imp, x1, y1, x2, y2) in enumerate(objs):
-        out[j] = (k, i, imp, i * 7919 % 101, x1, y1, x2, y2, -1, -1)
-    return out[rank_order(out)]
-
-
-def test_select_keeps_an_edge_only_if_every_child_it_crosses_shows_it() -> None:
-    rect = (0.0, 0.0, 2.0, 2.0)
-    long_edge = (1, 1, 5.0, 0.5, 0.5, 1.5, 0.5)  # crosses children 0 and 1
-    n0 = (0, 10, 9.0, 0.2, 0.2, 0.2, 0.2)
-    n1 = (0, 11, 9.0, 1.2, 0.2, 1.2, 0.2)
-    s0 = _ranked([n0, long_edge])
-    s1 = _ranked([n1, long_edge])
-    empty = np.empty(0, RANKED)
-    both = select(rect, [2, 2, 0, 0], [s0, s1, empty, empty], budget=4)
-    assert sorted(both["i"].tolist()) == [1, 10, 11]
-    # Budget 2: each child's quota is its top object (a node); the edge is in neither
-    # prefix, so it is left out rather than shown in one child and not the other.
-    tight = select(rect, [2, 2, 0, 0], [s0, s1, empty, empty], budget=2)
-    assert sorted(tight["i"].tolist()) == [10, 11]
-
-
-@settings(max_examples=60, deadline=None)
-@given(st.integers(0, 2**32 - 1), st.integers(1, 40))
-def test_select_is_subset_of_children_samples(seed: int, budget: int) -> None:
-    rng = np.random.default_rng(seed)
-    rect = (0.0, 0.0, 1.0, 1.0)
-    objs = []
-    for i in range(60):
-        if rng.random() < 0.5:
-            x, y = rng.random(2)
-            objs.append((0, i, float(rng.integers(0, 5)), x, y, x, y))
-        else:
-            x1, y1, x2, y2 = rng.random(4)
-            objs.append((1, i, float(rng.integers(0, 5)), x1, y1, x2, y2))
-    allr = _ranked(objs)
-    samples, counts = [], []
-    for d in range(4):
-        inside = allr[lies_in(allr, rect, d)]
-        samples.append(inside[: rng.integers(0, len(inside) + 1)])
-        counts.append(len(inside))
-    out = select(rect, counts, samples, budget)
-    assert len(out) <= budget
-    assert np.array_equal(out, out[rank_order(out)])
-    for d in range(4):
-        ids = set((samples[d]["i"] * 2 + samples[d]["k"]).tolist())
-        inside = out[lies_in(out, rect, d)]
-        assert set((inside["i"] * 2 + inside["k"]).tolist()) <= ids
 
 
 def _nodes(xy: list[tuple[float, float]]) -> np.ndarray:

@@ -18,9 +18,10 @@ Stages (the seed's adders, workers and reworkers), all running at once:
    takes rework before new chunks.
 
 Queues between stages are bounded (chunk files ahead of the insert stage, bags
-waiting for the reworker). Then leaves are written in parallel in Z-order, and each
-internal node's sparsified file as soon as its four children are done (depth first up
-to the root), all in worker processes.
+waiting for the reworker). Then, in worker processes, the leaves' files are written in
+Z-order and each internal node's sparsification cutoff is made as soon as its four
+children are done (depth first up to the root); then the internal nodes' sparse
+files, once every cutoff of their level is known (:mod:`.sparsify`).
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ from .quadtree import Rect, pad_bounds, tile_name
 from .read import ReadResult, chunk_path, read_graph
 from .records import EDGE, NODE, RANKED, GraphOptions
 from .sources.base import GraphSource
-from .writer import TileJob, write_batch
+from .sparsify import Cutoff
+from .writer import CutJob, Job, LeafJob, SparseJob, save_cutoffs, write_batch
 
 log = structlog.get_logger("pyramidd.graph")
 
@@ -141,7 +143,7 @@ async def build_graph(
         spill.mkdir()
         try:
             result, tree = await _Stages(source, spill, opts, progress).run(pool)
-            summary = await _write(pool, tree, result, out, opts, progress)
+            summary = await _write(pool, tree, result, out, spill, opts, progress)
         except BaseExceptionGroup as group:
             raise _first_error(group) from None
         meta = {
@@ -364,33 +366,31 @@ class _Stages:
 
 
 async def _write(
-    pool: Any, tree: GraphQuadtree, result: ReadResult, out: Path, opts: GraphOptions,
-    progress: Progress | None,
+    pool: Any, tree: GraphQuadtree, result: ReadResult, out: Path, spill: Path,
+    opts: GraphOptions, progress: Progress | None,
 ) -> dict[str, Any]:
-    """Write every tree node's file: leaves in Z-order, each parent once its four
-    children are done. Returns counts and the index entries."""
+    """Write every tree node's file: the leaves in Z-order while the cutoffs are made
+    (each parent once its four children are done), then the sparse files of the
+    internal nodes, which need the cutoffs of their whole level. Returns counts and
+    the index entries."""
     counts = tree.subtree_counts()
     await anyio.to_thread.run_sync(tree.flush)
     assert result.store is not None
     store_root = result.store.root
+    kept = spill / "sparse"
+    kept.mkdir()
     total = len(tree.nodes)
     done = 0
     index: dict[str, dict[str, Any]] = {}
     totals = {"tiles": 0, "bytes": 0, "leaves": 0}
-    size = getattr(pool, "size", 2)
-    # Files are written in post-order (Z-order leaves, each parent right after its
-    # children) in batches of consecutive nodes, two batches per worker in flight, so
-    # the samples waiting for a parent are few and each task is worth its round trip.
-    slots = anyio.Semaphore(2 * max(1, size))
-    events: dict[str, anyio.Event] = {}
-    samples: dict[str, np.ndarray] = {}
+    # Two batches per worker in flight, so each task is worth its round trip and the
+    # samples waiting for a parent are few.
+    slots = anyio.Semaphore(2 * max(1, getattr(pool, "size", 2)))
     cap = opts.capacity
 
-    def job(q: QNode, **kw: Any) -> TileJob:
-        return TileJob(
-            key=q.key, rect=q.rect, bounds=tree.bounds, out=str(out / TILES_DIR / tile_name(q.key)),
-            store=store_root, budget=cap, leaf=q.children is None, **kw,
-        )
+    def where(q: QNode) -> dict[str, Any]:
+        return {"key": q.key, "rect": q.rect, "bounds": tree.bounds,
+                "out": str(out / TILES_DIR / tile_name(q.key)), "store": store_root}
 
     def record(q: QNode, res: dict[str, Any] | None) -> None:
         nonlocal done
@@ -406,7 +406,41 @@ async def _write(
         if progress:
             progress(done, total)
 
-    async def run_batch(batch: list[tuple[QNode, TileJob | None, anyio.Event]]) -> None:
+    cutoffs = await _leaves_and_cutoffs(pool, tree, slots, cap, kept, where, record, totals)
+    cutoffs_path = str(spill / "cutoffs.npy")
+    await anyio.to_thread.run_sync(save_cutoffs, cutoffs_path, cutoffs)
+    jobs = [
+        (q, SparseJob(**where(q), admitted=str(kept / f"{q.key}.npy"), cutoffs=cutoffs_path))
+        for q in _postorder(tree.root) if q.children is not None
+    ]
+
+    async def run_batch(batch: list[tuple[QNode, SparseJob]]) -> None:
+        try:
+            results = await pool.run(write_batch, [j for _, j in batch])
+            for (q, _), res in zip(batch, results, strict=True):
+                record(q, res)
+        finally:
+            slots.release()
+
+    async with anyio.create_task_group() as tg:
+        for start in range(0, len(jobs), BATCH_OBJECTS):
+            await slots.acquire()
+            tg.start_soon(run_batch, jobs[start:start + BATCH_OBJECTS])
+    return {**totals, "index": dict(sorted(index.items()))}
+
+
+async def _leaves_and_cutoffs(
+    pool: Any, tree: GraphQuadtree, slots: anyio.Semaphore, cap: int, kept: Path,
+    where: Callable[[QNode], dict[str, Any]], record: Callable[[QNode, Any], None],
+    totals: dict[str, int],
+) -> dict[str, Cutoff]:
+    """First pass: every leaf's file, and every internal node's cutoff (its admitted
+    objects kept in ``kept`` for its file). Returns the internal nodes' cutoffs."""
+    events: dict[str, anyio.Event] = {}
+    samples: dict[str, Any] = {}
+    cutoffs: dict[str, Cutoff] = {}
+
+    async def run_batch(batch: list[tuple[QNode, Job | None, anyio.Event]]) -> None:
         try:
             jobs = [j for _, j, _ in batch if j is not None]
             results = {r["key"]: r for r in (await pool.run(write_batch, jobs) if jobs else [])}
@@ -414,14 +448,19 @@ async def _write(
                 res = results.get(q.key)
                 if res is not None and "sample" in res:
                     samples[q.key] = res.pop("sample")
-                record(q, res)
+                if q.children is None:
+                    record(q, res)
+                else:
+                    cutoffs[q.key] = res["cutoff"]  # type: ignore[index]
         finally:
             slots.release()
             for _, _, event in batch:
                 event.set()
 
+    # Post-order (Z-order leaves, each parent right after its children) in batches of
+    # consecutive nodes, so the samples waiting for a parent are few.
     async with anyio.create_task_group() as tg:
-        batch: list[tuple[QNode, TileJob | None, anyio.Event]] = []
+        batch: list[tuple[QNode, Job | None, anyio.Event]] = []
         in_batch: set[str] = set()
         weight = 0
 
@@ -434,38 +473,37 @@ async def _write(
             in_batch.clear()
 
         for q in _postorder(tree.root):
+            job: Job | None
             if q.children is None:
                 totals["leaves"] += 1
-                tile = None
+                job = None
                 if q.count:
-                    tile = job(q, bags=tuple((b.path, b.offset, b.n_nodes, b.n_edges) for b in q.bags))
+                    job = LeafJob(**where(q), budget=cap, bags=tuple(
+                        (b.path, b.offset, b.n_nodes, b.n_edges) for b in q.bags))
                 else:  # an empty leaf: no file, nothing to sample
-                    samples[q.key] = np.empty(0, dtype=RANKED)
+                    samples[q.key] = (np.empty(0, dtype=RANKED), None)
                 size_of = q.count
             else:
                 if not all(c.key in in_batch for c in q.children):
                     await submit()
                     for c in q.children:
                         await events[c.key].wait()
-                tile = job(
-                    q, counts=tuple(counts[c.key] for c in q.children),
-                    samples=tuple(
-                        None if c.key in in_batch and c.key not in samples
-                        else samples.pop(c.key) for c in q.children
-                    ),
-                )
+                job = CutJob(q.key, cap, str(kept / f"{q.key}.npy"), tuple(
+                    None if c.key in in_batch and c.key not in samples else samples.pop(c.key)
+                    for c in q.children
+                ))
                 for c in q.children:
                     del events[c.key]
                 size_of = cap
             events[q.key] = anyio.Event()
-            batch.append((q, tile, events[q.key]))
+            batch.append((q, job, events[q.key]))
             in_batch.add(q.key)
             weight += size_of
             if len(batch) >= BATCH_NODES or weight >= BATCH_OBJECTS * cap:
                 await submit()
         await submit()
     samples.clear()
-    return {**totals, "index": dict(sorted(index.items()))}
+    return cutoffs
 
 
 def _postorder(root: QNode) -> list[QNode]:

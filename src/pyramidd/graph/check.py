@@ -9,8 +9,11 @@ The invariants (each violation is reported as one line of text):
 - the counts in the index equal the files;
 - every file (sparse ones too) references only nodes it carries, and a sparse file
   holds at most ``capacity`` objects, carried nodes included;
-- sparse views are consistent: an object a node's file shows is in the file of every
-  child it lies in.
+- sparse views are consistent across levels: an object a node's file shows is in the
+  file of every child it lies in (so, step by step, in every deeper file it lies in);
+- and across a level: an edge a sparse file shows is in every file of the same level
+  whose region its segment touches, neighbours that are not siblings included (a node
+  lies in one file a level).
 
 Meant for tests and for anyone who wants to audit a pyramid; it reads every file, so
 it is for graphs that fit in memory.
@@ -75,32 +78,78 @@ def verify(folder: Path, graph: Graph | None = None) -> list[str]:
         for n in f["nodes"][: f["own"]]:
             if not (x0 - 1e-9 <= n["x"] <= x1 + 1e-9 and y0 - 1e-9 <= n["y"] <= y1 + 1e-9):
                 problems.append(f"{key}: own node {n['id']} lies outside the file's rectangle")
-    # Consistency of sparse views with the children's files.
+    xy = _positions(index, files, graph)
+    problems += _across_levels(index, files, own_nodes, edges_in, xy)
+    problems += _within_levels(index, files, edges_in, xy)
+    if graph is not None:
+        problems += _placement(index, graph, own_nodes, edges_in)
+    return problems
+
+
+def _positions(index: GraphIndex, files: dict[str, dict[str, Any]],
+               graph: Graph | None) -> dict[str, tuple[float, float]]:
+    """Graph coordinates of every node in the files: the input's own when given (the
+    build placed objects by those exact floats), else the files' de-normalised."""
+    b = index.bounds
+    w, h = b[2] - b[0], b[3] - b[1]
+    xy = {n["id"]: (b[0] + n["x"] * w, b[1] + n["y"] * h)
+          for f in files.values() for n in f["nodes"]}
+    if graph is not None:
+        xy.update(graph[0])
+    return xy
+
+
+def _segments(edges: list[dict[str, Any]], xy: dict[str, tuple[float, float]]) -> np.ndarray:
+    return np.array([(*xy[e["source"]], *xy[e["target"]]) for e in edges]).reshape(-1, 4)
+
+
+def _across_levels(index: GraphIndex, files: dict[str, dict[str, Any]],
+                   own_nodes: dict[str, set[str]], edges_in: dict[str, set[str]],
+                   xy: dict[str, tuple[float, float]]) -> list[str]:
+    """An object a sparse file shows is in the file of every child it lies in."""
+    problems: list[str] = []
     for key, f in files.items():
         tile = index.tiles[key]
         if tile.leaf:
             continue
-        pos = {n["id"]: (n["x"], n["y"]) for n in f["nodes"]}
-        b = index.bounds
-        w, h = b[2] - b[0], b[3] - b[1]
-        gx = lambda v: b[0] + v * w  # noqa: E731
-        gy = lambda v: b[1] + v * h  # noqa: E731
         for n in f["nodes"][: f["own"]]:
-            d = point_quadrant(gx(n["x"]), gy(n["y"]), tile.rect)
-            child = tile.children[d].key
+            child = tile.children[point_quadrant(*xy[n["id"]], tile.rect)].key
             if n["id"] not in own_nodes.get(child, set()):
                 problems.append(f"{key}: shows node {n['id']} that child {child!r} does not")
-        if f["edges"]:
-            seg = np.array([(*pos[e["source"]], *pos[e["target"]]) for e in f["edges"]])
-            sx, sy, tx, ty = gx(seg[:, 0]), gy(seg[:, 1]), gx(seg[:, 2]), gy(seg[:, 3])
-            for c in tile.children:
-                hit = segments_hit_rect(sx, sy, tx, ty, c.rect)
-                for j in np.flatnonzero(hit):
-                    ek = _edge_key(f["edges"][j])
-                    if ek not in edges_in.get(c.key, set()):
-                        problems.append(f"{key}: shows edge {ek} that child {c.key!r} does not")
-    if graph is not None:
-        problems += _placement(index, graph, own_nodes, edges_in)
+        seg = _segments(f["edges"], xy)
+        for c in tile.children:
+            hit = segments_hit_rect(seg[:, 0], seg[:, 1], seg[:, 2], seg[:, 3], c.rect)
+            for j in np.flatnonzero(hit):
+                ek = _edge_key(f["edges"][j])
+                if ek not in edges_in.get(c.key, set()):
+                    problems.append(f"{key}: shows edge {ek} that child {c.key!r} does not")
+    return problems
+
+
+def _within_levels(index: GraphIndex, files: dict[str, dict[str, Any]],
+                   edges_in: dict[str, set[str]], xy: dict[str, tuple[float, float]]) -> list[str]:
+    """An edge a sparse file shows is in every file of its level its segment touches."""
+    problems: list[str] = []
+    by_level: dict[int, list[str]] = {}
+    for key in index.tiles:
+        by_level.setdefault(len(key), []).append(key)
+    for level, keys in sorted(by_level.items()):
+        shown: dict[str, tuple[str, dict[str, Any]]] = {}
+        for key in keys:
+            f = files.get(key)
+            if f is not None and f["sparse"]:
+                for e in f["edges"]:
+                    shown.setdefault(_edge_key(e), (key, e))
+        if not shown:
+            continue
+        ids = list(shown)
+        seg = _segments([e for _, e in shown.values()], xy)
+        for key in keys:
+            hit = segments_hit_rect(seg[:, 0], seg[:, 1], seg[:, 2], seg[:, 3], index.tiles[key].rect)
+            for j in np.flatnonzero(hit):
+                if ids[j] not in edges_in.get(key, set()):
+                    problems.append(f"level {level}: edge {ids[j]} shown by {shown[ids[j]][0]!r} "
+                                    f"is missing from {key!r}, which it crosses")
     return problems
 
 

@@ -1,36 +1,52 @@
-"""Sparsification: the sample an internal tree node carries, from its children's.
+"""Sparsification: which objects the file of each internal tree node shows.
 
 Every object has a global **rank**: more important first (``imp``, default the degree;
 an edge's is the lesser of its endpoints'), ties broken by a seeded hash of its id
-(``tie``), so a build is reproducible and a different seed gives a different sample.
+(``tie``), then kind and index, so the order is total, a build is reproducible and a
+different seed gives a different sample.
 
-Depth first, up to the root, a node's sample is made from its four children's:
+Each tree node ``T`` gets a **cutoff** ``c(T)``: a rank, or ``None`` for none. ``T``
+*admits* the objects lying in it that rank strictly before ``c(T)``. Cutoffs are made
+depth first, from plain data:
 
-1. each child ``c`` gets a quota ``k_c`` of the node budget in proportion to the
-   objects stored under it (largest remainders; a quota a child cannot fill goes to
-   the others);
-2. ``P_c`` is the first ``k_c`` objects of the child's sample (a leaf's sample is its
-   whole content in rank order);
-3. an object is taken when it is in ``P_c`` for **every** child it lies in.
+- a leaf: its objects in rank order are cut where a file would exceed the budget
+  (counting the endpoint nodes its edges need, see :func:`fit`); ``c`` is the rank of
+  the first object cut, ``None`` when none is;
+- an internal node: its candidates are its children's admitted objects that rank
+  before every child's cutoff; they are cut the same way, and ``c`` is the first cut,
+  else the tightest of the children's cutoffs.
 
-4. the result is cut, in rank order, where the file would exceed the budget counting
-   the endpoint nodes the file must carry for its edges (so a sparse file never holds
-   more than the budget; any subset of a consistent sample is consistent).
+The candidates are exactly the node's objects ranking before the children's tightest
+cutoff (each of them is admitted by the child it lies in), so a node admits the
+longest rank-order prefix of *its own* objects that fits the budget. A parent's
+objects include each child's, hence ``c(parent) <= c(child)``: cutoffs only loosen on
+the way down, without any clamping.
 
-Rule 3 makes views consistent across levels: an object shown at a node is in the
-sample of every child it lies in, hence (by induction) shown at every deeper node
-where it lies, down to the leaves. An edge crossing several children must rank high
-enough in each, so a long edge is shown whole or not at all. The writer adds the
-endpoint nodes of every sampled edge to the file, so each file references only nodes
-it carries.
+An object is **shown** at level ``L`` when it ranks before the cutoff of every internal
+node of level ``L`` it lies in (a leaf shows all it stores). The rule is the same for
+every tile an object crosses, so:
+
+- *same level*: an object a sparse file shows is shown by every file of that level it
+  lies in, neighbours that are not siblings included;
+- *deeper levels*: every node of level ``L + 1`` it lies in is a child of a node of
+  level ``L`` it lies in, with a cutoff no tighter, so it is shown at every deeper
+  level where it lies, down to the leaves;
+- *budget*: a file shows a subset of what its node admits, and a subset of objects
+  never needs more endpoint nodes, so no sparse file exceeds the budget.
+
+The writer adds the endpoint nodes of every shown edge to the file, so each file
+references only nodes it carries.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .quadtree import Rect, child_rect, point_quadrants, segments_hit_rect
+from .quadtree import Rect, child_rect, segments_hit_rect
 from .records import RANKED
+
+#: A rank as a sortable tuple ``(-imp, tie, kind, index)``; ``None`` is past every rank.
+Cutoff = tuple[float, int, int, int] | None
 
 
 def rank_order(objs: np.ndarray) -> np.ndarray:
@@ -38,84 +54,97 @@ def rank_order(objs: np.ndarray) -> np.ndarray:
     return np.lexsort((objs["i"], objs["k"], objs["tie"], -objs["imp"]))
 
 
-def allocate(budget: int, counts: list[int], avail: list[int]) -> list[int]:
-    """Quotas proportional to ``counts`` summing to at most ``budget``, each at most
-    ``avail``; what a child cannot use is shared among the others the same way."""
-    quota = [0] * len(counts)
-    left = budget
-    active = [i for i in range(len(counts)) if counts[i] > 0 and avail[i] > 0]
-    while left > 0 and active:
-        total = sum(counts[i] for i in active)
-        exact = [left * counts[i] / total for i in active]
-        give = [int(e) for e in exact]
-        # Largest remainders get the slots floor() left over (ties by child order).
-        spare = left - sum(give)
-        for j in sorted(range(len(active)), key=lambda j: -(exact[j] - give[j]))[:spare]:
-            give[j] += 1
-        for j, i in enumerate(active):
-            take = min(give[j], avail[i] - quota[i])
-            quota[i] += take
-            left -= take
-        active = [i for i in active if quota[i] < avail[i]]
-    return quota
+def rank_of(obj: np.void) -> tuple[float, int, int, int]:
+    """The rank of one ``RANKED`` record, comparable with ``<`` as :func:`rank_order` sorts."""
+    return (-float(obj["imp"]), int(obj["tie"]), int(obj["k"]), int(obj["i"]))
 
 
-def lies_in(objs: np.ndarray, rect: Rect, digit: int) -> np.ndarray:
-    """Which objects lie in the child ``digit`` of the node covering ``rect``.
-
-    Same placement rules as the build uses to route objects.
-    """
-    nodes = objs["k"] == 0
-    out = np.zeros(len(objs), dtype=bool)
-    if nodes.any():
-        out[nodes] = point_quadrants(objs["x1"][nodes], objs["y1"][nodes], rect) == digit
-    edges = ~nodes
-    if edges.any():
-        e = objs[edges]
-        out[edges] = segments_hit_rect(e["x1"], e["y1"], e["x2"], e["y2"], child_rect(rect, digit))
-    return out
+def tightest(cutoffs: list[Cutoff]) -> Cutoff:
+    """The tightest of some cutoffs (``None`` when none is set)."""
+    real = [c for c in cutoffs if c is not None]
+    return min(real) if real else None
 
 
-def select(
-    rect: Rect, counts: list[int], samples: list[np.ndarray], budget: int
-) -> np.ndarray:
-    """The sample of a node covering ``rect`` from its 4 children (by digit): their
-    stored-object ``counts`` and ranked ``samples``. Returns ranked records, best first.
-    """
-    quota = allocate(budget, counts, [len(s) for s in samples])
-    prefixes = [s[:k] for s, k in zip(samples, quota)]
-    cand = np.concatenate(prefixes) if prefixes else np.empty(0, RANKED)
-    if not len(cand):
-        return cand
-    uid = cand["i"] * 2 + cand["k"]
-    _, first = np.unique(uid, return_index=True)
-    cand = cand[np.sort(first)]
-    uid = cand["i"] * 2 + cand["k"]
-    keep = np.ones(len(cand), dtype=bool)
-    for digit, prefix in enumerate(prefixes):
-        inside = lies_in(cand, rect, digit)
-        member = np.isin(uid, prefix["i"] * 2 + prefix["k"])
-        keep &= ~inside | member
-    out = cand[keep]
-    return fit(out[rank_order(out)], budget)
+def ranks_before(objs: np.ndarray, cutoff: Cutoff) -> np.ndarray:
+    """Which ``RANKED`` records rank strictly before ``cutoff``."""
+    if cutoff is None:
+        return np.ones(len(objs), dtype=bool)
+    neg_imp, tie, kind, index = cutoff
+    a = -objs["imp"]
+    before = a < neg_imp
+    same = a == neg_imp
+    for field, value in (("tie", tie), ("k", kind), ("i", index)):
+        col = objs[field]
+        before |= same & (col < value)
+        same &= col == value
+    return before
 
 
-def fit(sample: np.ndarray, budget: int) -> np.ndarray:
-    """The longest rank-order prefix of ``sample`` whose file — its nodes, its edges
-    and the endpoint nodes those edges need — holds at most ``budget`` objects."""
+def fit(sample: np.ndarray, budget: int) -> int:
+    """Length of the longest prefix of ``sample`` whose file — its nodes, its edges and
+    the endpoint nodes those edges need — holds at most ``budget`` objects."""
     seen: set[int] = set()
     cost = 0
     kinds, ids = sample["k"].tolist(), sample["i"].tolist()
     ss, ts = sample["s"].tolist(), sample["t"].tolist()
     for n in range(len(sample)):
         if kinds[n] == 0:
+            new: tuple[int, ...] = (ids[n],)
             add = 0 if ids[n] in seen else 1
-            new = (ids[n],)
         else:
             new = (ss[n], ts[n]) if ss[n] != ts[n] else (ss[n],)
             add = 1 + sum(1 for v in new if v not in seen)
         if cost + add > budget:
-            return sample[:n]
+            return n
         cost += add
         seen.update(new)
-    return sample
+    return len(sample)
+
+
+def cut(ranked: np.ndarray, budget: int, cutoff: Cutoff = None) -> tuple[np.ndarray, Cutoff]:
+    """What a node admits from ``ranked`` (its objects ranking before ``cutoff``, best
+    first; for a leaf, all its objects): the fitting prefix, and the node's cutoff."""
+    n = fit(ranked, budget)
+    if n < len(ranked):
+        return ranked[:n], rank_of(ranked[n])
+    return ranked, cutoff
+
+
+def admit(children: list[tuple[np.ndarray, Cutoff]], budget: int) -> tuple[np.ndarray, Cutoff]:
+    """What an internal node admits, best first, and its cutoff, from each child's
+    admitted objects and cutoff."""
+    cutoff = tightest([c for _, c in children])
+    parts = [a for a, _ in children if len(a)]
+    if not parts:
+        return np.empty(0, RANKED), cutoff
+    cand = np.concatenate(parts)
+    # An edge crossing several children comes from each of them: keep it once.
+    _, first = np.unique(cand["i"] * 2 + cand["k"], return_index=True)
+    cand = cand[first]
+    cand = cand[ranks_before(cand, cutoff)]
+    return cut(cand[rank_order(cand)], budget, cutoff)
+
+
+def shown(admitted: np.ndarray, key: str, root: Rect, cutoffs: dict[str, Cutoff]) -> np.ndarray:
+    """Which of the objects node ``key`` admits its file shows.
+
+    ``cutoffs`` holds the cutoff of every internal node (a key not in it is a leaf);
+    ``root`` is the graph's bounds. A node lies only in ``key`` at this level; an edge
+    is followed from the root down the nodes its segment touches (the build's routing)
+    to every node of this level it lies in, and must rank before each one's cutoff.
+    """
+    keep = np.ones(len(admitted), dtype=bool)
+    level = len(key)
+    stack = [("", root, np.flatnonzero(admitted["k"] == 1))]
+    while stack:
+        at, rect, idx = stack.pop()
+        if not len(idx) or at not in cutoffs:
+            continue  # nothing here, or a leaf: it shows everything, nothing lies deeper
+        if len(at) == level:
+            keep[idx] &= ranks_before(admitted[idx], cutoffs[at])
+            continue
+        e = admitted[idx]
+        for d in range(4):
+            sub = child_rect(rect, d)
+            stack.append((at + str(d), sub, idx[segments_hit_rect(e["x1"], e["y1"], e["x2"], e["y2"], sub)]))
+    return keep

@@ -1,7 +1,11 @@
 """Tile files: one JSON file per leaf, and a sparsified one per internal node.
 
 These functions run in worker processes. They get plain data (bag file paths, the
-store folder, rectangles, child samples) and return plain data. A file is::
+store folder, rectangles, child samples) and return plain data. They come in two
+passes: the leaves' files and every internal node's cutoff (:class:`LeafJob`,
+:class:`CutJob`, children first), then the internal nodes' files (:class:`SparseJob`),
+since what one shows depends on the cutoffs of its whole level (:mod:`.sparsify`).
+A file is::
 
     {"key": "031", "level": 3, "rect": [x0, y0, x1, y1], "nrect": [...],
      "sparse": false, "own": 12,
@@ -18,7 +22,7 @@ from __future__ import annotations
 
 import mmap
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -26,7 +30,7 @@ import numpy as np
 from .bags import read_bag
 from .quadtree import Rect, normalise_rect
 from .records import EDGE, NODE, RANKED
-from .sparsify import rank_order, select
+from .sparsify import Cutoff, admit, cut, rank_order, shown
 
 
 class Store:
@@ -95,22 +99,44 @@ def store(root: str) -> Store:
 
 
 @dataclass(frozen=True)
-class TileJob:
-    """What a worker needs to write one tree node's file."""
+class FileJob:
+    """Where one tree node's file goes."""
 
     key: str
     rect: Rect
-    bounds: Rect
+    bounds: Rect  # the graph's
     out: str  # file path
     store: str
-    budget: int
-    #: a leaf: its bags as (path, offset, n_nodes, n_edges)
+
+
+@dataclass(frozen=True)
+class LeafJob(FileJob):
+    """A leaf's file, from its bags as (path, offset, n_nodes, n_edges); ``budget`` is
+    what a sparse file holds, for the cutoff the leaf hands its parent."""
+
+    budget: int = 0
     bags: tuple[tuple[str, int, int, int], ...] = ()
-    #: an internal node: its children's stored-object counts and samples, by digit
-    #: (``None``: the child is written earlier in the same batch)
-    counts: tuple[int, ...] = ()
-    samples: tuple[np.ndarray | None, ...] = ()
-    leaf: bool = True
+
+
+@dataclass(frozen=True)
+class CutJob:
+    """An internal node's admitted objects and cutoff, from its children's (by digit;
+    ``None``: the child is done earlier in the same batch). The admitted objects are
+    kept at ``keep`` for the node's file, written once every cutoff is known."""
+
+    key: str
+    budget: int
+    keep: str
+    children: tuple[tuple[np.ndarray, Cutoff] | None, ...]
+
+
+@dataclass(frozen=True)
+class SparseJob(FileJob):
+    """An internal node's file: what it admitted (kept at ``admitted``) that every
+    node of its level shows, given every internal node's cutoff (saved at ``cutoffs``)."""
+
+    admitted: str = ""
+    cutoffs: str = ""
 
 
 def ranked(st: Store, nodes: np.ndarray, edges: np.ndarray) -> np.ndarray:
@@ -144,7 +170,7 @@ def _num(v: float) -> str:
     return repr(float(v))
 
 
-def _write(job: TileJob, st: Store, own: np.ndarray, edge_idx: np.ndarray,
+def _write(job: FileJob, st: Store, own: np.ndarray, edge_idx: np.ndarray,
            ends: np.ndarray, sparse: bool) -> tuple[int, int, int]:
     """Write the file; returns (nodes incl. carried, edges, bytes)."""
     own = np.asarray(own, dtype=np.int64)
@@ -180,9 +206,9 @@ def _write(job: TileJob, st: Store, own: np.ndarray, edge_idx: np.ndarray,
     return len(own) + len(carried), len(edge_idx), len(data)
 
 
-def write_leaf(job: TileJob) -> dict[str, Any]:
-    """Write a leaf's file from its bags; return its counts and its ranked sample
-    (its best ``budget`` objects, all its parent can take from it)."""
+def write_leaf(job: LeafJob) -> dict[str, Any]:
+    """Write a leaf's file from its bags; return its counts and what it hands its
+    parent (``sample``: its admitted objects and cutoff)."""
     st = store(job.store)
     ns, es = [np.empty(0, NODE)], [np.empty(0, EDGE)]
     for path, offset, n, e in job.bags:
@@ -196,28 +222,64 @@ def write_leaf(job: TileJob) -> dict[str, Any]:
     n, e, size = _write(job, st, nodes["i"], edges["i"], np.unique(ends), sparse=False)
     return {
         "key": job.key, "nodes": n, "edges": e, "own_nodes": len(nodes), "bytes": size,
-        "sample": ranked(st, nodes, edges)[: job.budget],
+        "sample": cut(ranked(st, nodes, edges), job.budget),
     }
 
 
-def write_sparse(job: TileJob) -> dict[str, Any]:
-    """Write an internal node's sparsified file from its children's samples."""
+def cut_node(job: CutJob) -> dict[str, Any]:
+    """An internal node's cutoff; its admitted objects are saved for its file and
+    handed to its parent (``sample``)."""
+    admitted, cutoff = admit(list(job.children), job.budget)  # type: ignore[arg-type]
+    with open(job.keep + ".tmp", "wb") as f:
+        np.save(f, admitted)
+    os.replace(job.keep + ".tmp", job.keep)
+    return {"key": job.key, "cutoff": cutoff, "sample": (admitted, cutoff)}
+
+
+def write_sparse(job: SparseJob, cutoffs: dict[str, Cutoff]) -> dict[str, Any]:
+    """Write an internal node's sparsified file."""
     st = store(job.store)
-    sample = select(job.rect, list(job.counts), list(job.samples), job.budget)
+    admitted = np.load(job.admitted)
+    sample = admitted[shown(admitted, job.key, job.bounds, cutoffs)]
     nodes = sample[sample["k"] == 0]
     edges = sample[sample["k"] == 1]
     own = np.sort(nodes["i"])
     edge_idx = np.sort(edges["i"])
     ends = np.unique(np.concatenate([edges["s"], edges["t"]]))
     n, e, size = _write(job, st, own, edge_idx, ends, sparse=True)
-    return {"key": job.key, "nodes": n, "edges": e, "own_nodes": len(own), "bytes": size,
-            "sample": sample}
+    return {"key": job.key, "nodes": n, "edges": e, "own_nodes": len(own), "bytes": size}
 
 
-def write_batch(jobs: list[TileJob]) -> list[dict[str, Any]]:
-    """Write consecutive tree nodes in post-order, in one task: a parent in the batch
-    takes the samples of its children written before it in the same batch. The
-    result of a node whose parent is in the batch has no ``sample`` (it was used)."""
+def save_cutoffs(path: str, cutoffs: dict[str, Cutoff]) -> None:
+    """Save every internal node's cutoff for the workers writing sparse files."""
+    keys = sorted(cutoffs)
+    width = max([1, *(len(k) for k in keys)])
+    a = np.zeros(len(keys), [("key", f"U{width}"), ("set", "?"), ("neg_imp", "<f8"),
+                             ("tie", "<u8"), ("k", "u1"), ("i", "<i8")])
+    for n, key in enumerate(keys):
+        c = cutoffs[key]
+        a[n] = (key, False, 0, 0, 0, 0) if c is None else (key, True, *c)
+    with open(path + ".tmp", "wb") as f:
+        np.save(f, a)
+    os.replace(path + ".tmp", path)
+
+
+def load_cutoffs(path: str) -> dict[str, Cutoff]:
+    """The cutoffs :func:`save_cutoffs` saved."""
+    a = np.load(path)
+    return {
+        str(r["key"]): (float(r["neg_imp"]), int(r["tie"]), int(r["k"]), int(r["i"])) if r["set"] else None
+        for r in a
+    }
+
+
+Job = LeafJob | CutJob | SparseJob
+
+
+def write_batch(jobs: list[Job]) -> list[dict[str, Any]]:
+    """Do consecutive jobs in one task. Leaves and cuts come in post-order: a cut in
+    the batch takes the samples of its children done before it in the same batch, and
+    the result of a node whose parent is in the batch has no ``sample`` (it was used)."""
     try:
         return _write_batch(jobs)
     finally:
@@ -226,23 +288,28 @@ def write_batch(jobs: list[TileJob]) -> list[dict[str, Any]]:
         _stores.clear()
 
 
-def _write_batch(jobs: list[TileJob]) -> list[dict[str, Any]]:
-    local: dict[str, np.ndarray] = {}
+def _write_batch(jobs: list[Job]) -> list[dict[str, Any]]:
+    local: dict[str, tuple[np.ndarray, Cutoff]] = {}
+    loaded: dict[str, dict[str, Cutoff]] = {}
     results = []
     for job in jobs:
-        if job.leaf:
+        if isinstance(job, LeafJob):
             res = write_leaf(job)
-        else:
-            samples = tuple(
-                local.pop(job.key + str(d)) if s is None else s
-                for d, s in enumerate(job.samples)
+        elif isinstance(job, CutJob):
+            children = tuple(
+                local.pop(job.key + str(d)) if c is None else c for d, c in enumerate(job.children)
             )
-            res = write_sparse(TileJob(**{**job.__dict__, "samples": samples}))
-        local[job.key] = res["sample"]
+            res = cut_node(replace(job, children=children))
+        else:
+            if job.cutoffs not in loaded:
+                loaded[job.cutoffs] = load_cutoffs(job.cutoffs)
+            res = write_sparse(job, loaded[job.cutoffs])
+        if "sample" in res:
+            local[job.key] = res["sample"]
         results.append(res)
         for st in _stores.values():
             st.release()
     for res in results:
-        if res["key"] not in local:
+        if "sample" in res and res["key"] not in local:
             res.pop("sample")
     return results
