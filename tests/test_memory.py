@@ -10,6 +10,9 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
+from PIL import Image
+
+from bigpng import expected_rows, write_png
 from pyramidd.memory import tree_bytes
 
 PYRAMIDD = [sys.executable, "-m", "pyramidd.cli"]
@@ -30,8 +33,8 @@ def tiled_tiff(path: Path, side: int) -> None:
                      photometric="minisblack")
 
 
-def peak_of_build(src: Path, out: Path) -> int:
-    proc = subprocess.Popen([*PYRAMIDD, "build", str(src), str(out), "--workers", "2"],
+def peak_of_build(src: Path, out: Path, *extra: str) -> int:
+    proc = subprocess.Popen([*PYRAMIDD, "build", str(src), str(out), "--workers", "2", *extra],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     peak = 0
     while proc.poll() is None:
@@ -51,3 +54,22 @@ def test_peak_memory_is_flat_in_image_size(tmp_path):
     assert (tmp_path / "l.dzi").exists()
     mib = 1 << 20
     assert p_large < 1.1 * p_small, (p_small / mib, p_large / mib)
+
+
+def test_a_30000_square_png_builds_within_a_1_gib_budget(tmp_path):
+    # 2.5 GiB of RGB decoded whole; streamed in bands of builder rows it must stay
+    # under the budget, counting every process of the build (PSS: shared memory once).
+    src = tmp_path / "big.png"
+    write_png(src, 30000, 30000)
+    budget = 1 << 30
+    peak = peak_of_build(src, tmp_path / "big", "--memory-budget", str(budget), "--quality", "95")
+    assert peak < budget, peak / (1 << 20)
+    # Spot-check full-resolution tiles (254 + overlap 1, JPEG) against the rows written.
+    files = tmp_path / "big_files"
+    top = max(int(p.name) for p in files.iterdir())
+    for col, row in [(0, 0), (57, 61), (118, 118)]:
+        tile = np.asarray(Image.open(files / str(top) / f"{col}_{row}.jpg").convert("RGB"))
+        x0, y0 = max(0, col * 254 - 1), max(0, row * 254 - 1)
+        h, w = tile.shape[:2]
+        want = expected_rows(30000, y0, y0 + h, 3, 256)[:, x0 : x0 + w]
+        assert np.abs(tile.astype(int) - want).mean() < 3, (col, row)

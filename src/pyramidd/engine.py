@@ -10,15 +10,16 @@ never decodes, resamples or encodes: that happens in the workers.
 
 from __future__ import annotations
 
+import math
 import secrets
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 import anyio
 
-from . import planner
+from . import bands, planner
 from . import plugins as plugin_loader
 from . import shm
 from . import worker as tasks
@@ -30,6 +31,7 @@ from .pool import WorkerPool
 from .progress import pass_notice
 from .scheduler import StealingScheduler
 from .sinks.staging import Staging
+from .sources.raster import RasterSource
 from .toplevels import Task, TopLevels, inputs
 
 Progress = Callable[[int, int], None]
@@ -154,24 +156,34 @@ async def build(
     hook.pyramidd_build_started(input=input, output=output, layout=options.layout)
     build_id = secrets.token_hex(8)
     prepared: Source = source
+    banded = _band_plan(source, grid, options, pool.size, resampler.support, rules.flip_y)
+    band_segments: list[str] = []
     try:
         await anyio.to_thread.run_sync(sink.start)
-        if _is_prepared(source):
-            # Shielded: release() must not run while a worker may still create what
-            # it would release (a decode into shared memory, say).
-            with anyio.CancelScope(shield=True):
-                prepared = await pool.run(tasks.prepare_source, source)
+        if banded is not None:
+            prepared = _band_slots(source, grid, banded, band_segments)
+            plan = banded.plan
+        else:
+            if _is_prepared(source):
+                # Shielded: release() must not run while a worker may still create what
+                # it would release (a decode into shared memory, say).
+                with anyio.CancelScope(shield=True):
+                    prepared = await pool.run(tasks.prepare_source, source)
+            plan = planner.plan(grid, pool.size)
         slot_bytes = rules.tile_size * rules.tile_size * prepared.bands
         ctx = tasks.BuildContext(
             build_id, grid, prepared, sink, resampler.name, rules.flip_y, slot_bytes
         )
-        plan = planner.plan(grid, pool.size)
         slots = _slot_pool(grid, plan, slot_bytes)
+        feed: _Feed = (
+            _Subtrees(ctx, plan, pool.size) if banded is None
+            else _Bands(ctx, banded, pool, source, band_segments)
+        )
         try:
-            counts = await _render(ctx, pool, slots, plan, resampler.support, progress)
+            counts = await _render(ctx, pool, slots, feed, resampler.support, progress)
         finally:
             with anyio.CancelScope(shield=True):
-                await _forget(pool, build_id, (slots.name,))
+                await _forget(pool, build_id, (slots.name, *band_segments))
                 slots.close()
         await anyio.to_thread.run_sync(_staged_hook, loaded.pm, sink, grid, options)
         await anyio.to_thread.run_sync(sink.finish)
@@ -183,6 +195,8 @@ async def build(
             )
         raise
     finally:
+        for name in band_segments:
+            shm.unlink(name)
         if _is_prepared(source):
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(source.release)  # type: ignore[attr-defined]
@@ -201,6 +215,7 @@ async def build(
             "builder_level": plan.builder_level,
             "subtrees": len(plan.subtrees),
             "steals": steals,
+            **({"bands": len(banded.bands)} if banded is not None else {}),
             **({"source_counters": source_counters} if source_counters else {}),
         },
         source_report=_report(source),
@@ -275,19 +290,151 @@ def primary_error(group: BaseExceptionGroup) -> BaseException:
     return group
 
 
+class _Feed(Protocol):
+    """Where the lanes of :func:`_render` get their subtrees."""
+
+    builder_level: int
+    steals: int
+
+    async def run(self) -> None:
+        """Work that makes subtrees ready (decoding bands); returns when all are out."""
+
+    async def next(self, worker: int) -> tuple[tasks.BuildContext, TileKey] | None:
+        """The next subtree for ``worker`` and the context to build it in; ``None``
+        when there are no more."""
+
+    def done(self, root: TileKey) -> None:
+        """``root``'s subtree is built."""
+
+
+class _Subtrees:
+    """Every subtree at once, handed out by the stealing scheduler."""
+
+    def __init__(self, ctx: tasks.BuildContext, plan: planner.Plan, workers: int) -> None:
+        self.ctx, self.plan = ctx, plan
+        self.builder_level = plan.builder_level
+        self.scheduler = StealingScheduler(len(plan.subtrees), workers)
+
+    @property
+    def steals(self) -> int:
+        return self.scheduler.steals
+
+    async def run(self) -> None:
+        pass
+
+    async def next(self, worker: int) -> tuple[tasks.BuildContext, TileKey] | None:
+        index = self.scheduler.next(worker)
+        return None if index is None else (self.ctx, self.plan.subtrees[index])
+
+    def done(self, root: TileKey) -> None:
+        pass
+
+
+class _Bands:
+    """Subtrees a band at a time, as worker 0 decodes the bands into two slots.
+
+    Band ``b`` goes into slot ``b % 2`` once every subtree of band ``b - 2`` (the
+    slot's last tenant) is built; its subtrees are handed out in order as soon as it
+    is decoded, so the workers build band ``b`` while band ``b + 1`` is decoded.
+    """
+
+    steals = 0
+
+    def __init__(
+        self,
+        ctx: tasks.BuildContext,
+        plan: bands.BandPlan,
+        pool: WorkerPool,
+        source: Source,
+        segments: list[str],
+    ) -> None:
+        self.ctx, self.plan, self.pool, self.source = ctx, plan, pool, source
+        self.segments = segments
+        self.builder_level = plan.plan.builder_level
+        self.band_of = {root: b for b, band in enumerate(plan.bands) for root in band.subtrees}
+        self.left = [len(band.subtrees) for band in plan.bands]
+        self.built = [anyio.Event() for _ in plan.bands]
+        self.send, self.receive = anyio.create_memory_object_stream[
+            tuple[tasks.BuildContext, TileKey]
+        ](math.inf)
+
+    async def run(self) -> None:
+        previous: RasterSource | None = None
+        template: RasterSource = self.ctx.source  # type: ignore[assignment]
+        async with self.send:
+            for b, band in enumerate(self.plan.bands):
+                if b >= 2:
+                    await self.built[b - 2].wait()
+                slot = replace(
+                    template, segment=self.segments[b % 2], first_row=band.y0, rows=band.rows
+                )
+                await self.pool.run(
+                    tasks.decode_band, self.ctx.build_id, self.source, slot, previous, worker=0
+                )
+                previous = slot
+                ctx = replace(self.ctx, source=slot)
+                for root in band.subtrees:
+                    await self.send.send((ctx, root))
+
+    async def next(self, worker: int) -> tuple[tasks.BuildContext, TileKey] | None:
+        try:
+            return await self.receive.receive()
+        except anyio.EndOfStream:
+            return None
+
+    def done(self, root: TileKey) -> None:
+        b = self.band_of[root]
+        self.left[b] -= 1
+        if self.left[b] == 0:
+            self.built[b].set()
+
+
+def _band_plan(
+    source: Source, grid: Grid, options: BuildOptions, workers: int, support: int, flip_y: bool
+) -> bands.BandPlan | None:
+    """The bands to build ``source`` in, if it is decoded front to back and too large
+    to decode whole within the memory budget; else ``None``."""
+    if getattr(source, "stream_kind", None) is None:
+        return None
+    budget = bands.memory_budget(options)
+    pixel_bytes = source.bands
+    if not bands.should_band(grid.width * grid.height * pixel_bytes, budget):
+        return None
+    return bands.plan(grid, workers, budget, pixel_bytes, support, flip_y)
+
+
+def _band_slots(
+    source: Source, grid: Grid, plan: bands.BandPlan, names: list[str]
+) -> RasterSource:
+    """Create the two band segments, adding their names to ``names`` (the caller
+    unlinks them); return the raster source every band is a copy of, with its own
+    segment and rows."""
+    nbytes = plan.slot_rows * grid.width * source.bands
+    name = getattr(source, "path", Path("input")).name
+    shm.check_room(name, 2 * nbytes)
+    for _ in range(2):
+        segment = shm.create(nbytes)
+        names.append(segment.name)
+        segment.close()
+    template = RasterSource(
+        names[0], grid.width, grid.height, source.bands, Path(getattr(source, "path", name)),
+        first_row=0, rows=plan.slot_rows,
+    )
+    return template
+
+
 async def _render(
     ctx: tasks.BuildContext,
     pool: WorkerPool,
     slots: shm.SlotPool,
-    plan: planner.Plan,
+    feed: _Feed,
     support: int,
     progress: Progress | None,
 ) -> tuple[int, int, int, dict[str, Any]]:
-    """Run the subtrees and the top levels; return (steals, tiles, bytes, source
-    counters summed over the workers)."""
+    """Run the subtrees ``feed`` hands out and the top levels; return (steals, tiles,
+    bytes, source counters summed over the workers)."""
     grid: Grid = ctx.grid
-    scheduler = StealingScheduler(len(plan.subtrees), pool.size)
-    top = TopLevels(grid, plan.builder_level, support)
+    top = TopLevels(grid, feed.builder_level, support)
     total = grid.tile_count()
     cores: dict[TileKey, shm.SlotRef] = {}
     state = {"tiles": 0, "reported": 0, "bytes": 0}
@@ -317,11 +464,12 @@ async def _render(
                     tg.start_soon(run_top, task)
 
             async def lane(i: int) -> None:
-                while (index := scheduler.next(i)) is not None:
-                    root = plan.subtrees[index]
+                while (item := await feed.next(i)) is not None:
+                    task_ctx, root = item
                     result = await pool.run(
-                        tasks.run_subtree, ctx, root, new_slot(), worker=i, on_event=on_event
+                        tasks.run_subtree, task_ctx, root, new_slot(), worker=i, on_event=on_event
                     )
+                    feed.done(root)
                     state["tiles"] += result.tiles
                     state["bytes"] += result.bytes
                     if result.counters:
@@ -342,6 +490,7 @@ async def _render(
                 if task.kind == "merge":
                     core_ready(task.key, result.ref)
 
+            tg.start_soon(feed.run)
             for i in range(pool.size):
                 tg.start_soon(lane, i)
     except BaseExceptionGroup as group:
@@ -351,7 +500,7 @@ async def _render(
             f"internal error: wrote {state['tiles']} of {total} tiles"
             f" ({len(top.finished)} of {top.total()} top-level tasks)"
         )
-    return scheduler.steals, state["tiles"], state["bytes"], sum_counters(counters.values())
+    return feed.steals, state["tiles"], state["bytes"], sum_counters(counters.values())
 
 
 def build_sync(

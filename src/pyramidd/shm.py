@@ -17,6 +17,8 @@ from pathlib import Path
 import _posixshmem  # the module SharedMemory itself unlinks with
 import numpy as np
 
+from .errors import ImageTooLarge
+
 PREFIX = "pyramidd_"
 SHM_DIR = Path("/dev/shm")
 
@@ -43,6 +45,26 @@ def create(
     )
     _untrack(shm)
     return shm
+
+
+def check_room(name: str, nbytes: int, directory: Path = SHM_DIR) -> None:
+    """Refuse to decode into shared memory that cannot hold the image.
+
+    A segment larger than the free space of ``/dev/shm`` is created without complaint
+    and kills the worker with SIGBUS when the decoder reaches the missing pages.
+    """
+    try:
+        stat = os.statvfs(directory)
+    except OSError:  # no /dev/shm to ask: let creation itself fail if it must
+        return
+    free = stat.f_bavail * stat.f_frsize
+    if nbytes > free:
+        raise ImageTooLarge(
+            f"{name}: decoding it needs {nbytes / 2**20:,.0f} MiB of shared memory but "
+            f"{directory} has {free / 2**20:,.0f} MiB free; enlarge {directory} "
+            "(e.g. docker run --shm-size) or convert the image to a tiled TIFF, "
+            "which is read without decoding it whole"
+        )
 
 
 def attach(name: str) -> shared_memory.SharedMemory:

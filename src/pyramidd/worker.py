@@ -27,6 +27,7 @@ from . import shm
 from .errors import PyramiddError
 from .formats import RegionReader, Sink, Source
 from .grid import Grid, TileKey
+from .sources.raster import RasterSource, pixels_view
 from .subtree import Region, assemble, build_subtree, crop, reduce_into
 
 # --------------------------------------------------------------------------- process state
@@ -34,7 +35,10 @@ from .subtree import Region, assemble, build_subtree, crop, reduce_into
 _conn: Connection | None = None
 _task_id: int | None = None
 _segments = shm.Attached()
-_readers: dict[str, RegionReader] = {}
+#: Each build's source as this worker has it open: (the source, its reader).
+_readers: dict[str, tuple[Source, RegionReader]] = {}
+#: The row stream of each banded build this worker decodes (see decode_band).
+_streams: dict[str, Any] = {}
 _disabled: tuple[str, ...] = ()
 _worker_id = -1
 
@@ -101,8 +105,10 @@ def main(conn: Connection, worker_id: int, disabled: tuple[str, ...]) -> None:
         except (BrokenPipeError, OSError):
             break
         _task_id = None
-    for reader in _readers.values():
+    for _, reader in _readers.values():
         reader.close()
+    for stream in _streams.values():
+        stream.close()
     _segments.close()
 
 
@@ -132,16 +138,27 @@ class FlippedReader:
 
 
 def _reader(build_id: str, source: Source, flip_y: bool) -> RegionReader:
-    """The source of a build, opened once per worker per build."""
-    reader = _readers.get(build_id)
-    if reader is None:
-        reader = source.open()
-        if hasattr(reader, "notify"):
-            reader.notify = functools.partial(_source_notice, reader)
-        if flip_y:
-            reader = FlippedReader(reader, source.height)
-        _readers[build_id] = reader
+    """The source of a build, opened once per worker per build (once per band of a
+    banded build: a new band's source replaces the last one's)."""
+    opened = _readers.get(build_id)
+    if opened is not None and _band_of(opened[0]) != _band_of(source):
+        _readers.pop(build_id)[1].close()
+        opened = None
+    if opened is not None:
+        return opened[1]
+    reader = source.open()
+    if hasattr(reader, "notify"):
+        reader.notify = functools.partial(_source_notice, reader)
+    if flip_y:
+        reader = FlippedReader(reader, source.height)
+    _readers[build_id] = (source, reader)
     return reader
+
+
+def _band_of(source: Source) -> tuple[Any, Any]:
+    # Only a banded build changes its source during a build; any other source is
+    # unpickled afresh with every task and must not be reopened each time.
+    return getattr(source, "segment", None), getattr(source, "first_row", None)
 
 
 def _source_notice(reader: Any, message: str) -> None:
@@ -234,6 +251,37 @@ def prepare_source(source: Any) -> Source:
     return source.prepare()
 
 
+def decode_band(
+    build_id: str, source: Any, band: RasterSource, previous: RasterSource | None
+) -> None:
+    """Fill ``band``'s segment with its rows of ``source``, a front-to-back image.
+
+    Rows the previous band also holds are copied from its segment; the rest come
+    from the build's row stream, opened in this worker on the first band and kept
+    for the next (so every band of a build must be decoded by the same worker).
+    """
+    target = pixels_view(_segments.get(band.segment).buf, band.held_rows, band.width, band.bands)
+    start = band.first_row
+    if previous is not None:
+        shared = previous.first_row + previous.held_rows - start
+        if shared > 0:
+            held = pixels_view(
+                _segments.get(previous.segment).buf, previous.held_rows, band.width, band.bands
+            )
+            target[:shared] = held[start - previous.first_row :]
+            start += shared
+    if start >= band.first_row + band.held_rows:
+        return  # all of it was in the previous band (the image ends within its halo)
+    stream = _streams.get(build_id)
+    if stream is None:
+        if start > 0:  # the worker that held the stream was replaced
+            raise RuntimeError("the decoder of a banded build lost its place in the image")
+        stream = _streams[build_id] = source.stream()
+    stream.read(target[start - band.first_row :])
+    if band.first_row + band.held_rows >= band.height:
+        _streams.pop(build_id).close()
+
+
 def run_subtree(ctx: BuildContext, root: TileKey, out: shm.SlotRef) -> TaskResult:
     """Build ``root``'s subtree, write its tiles, leave the root's core in slot ``out``."""
     reader = _reader(ctx.build_id, ctx.source, ctx.flip_y)
@@ -276,9 +324,12 @@ def emit_tile(
 
 def forget_build(build_id: str, segments: tuple[str, ...]) -> None:
     """Close the build's source and detach its segments in this worker."""
-    reader = _readers.pop(build_id, None)
-    if reader is not None:
-        reader.close()
+    opened = _readers.pop(build_id, None)
+    if opened is not None:
+        opened[1].close()
+    stream = _streams.pop(build_id, None)
+    if stream is not None:
+        stream.close()
     for name in segments:
         _segments.drop(name)
 

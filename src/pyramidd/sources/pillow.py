@@ -38,6 +38,7 @@ from ..errors import ImageTooLarge, InputError
 from ..options import BuildOptions
 from .convert import Conversion, palette_table, unsupported
 from .raster import ArrayReader, RasterSource, check_size, open_input, pixels_view
+from .rows import RowStream, open_stream, stream_kind
 
 #: Modes Pillow decodes straight into our buffer, and the raw layout it stores them in.
 _DIRECT = {"L": "L", "RGB": "RGBX", "RGBA": "RGBA"}
@@ -166,16 +167,38 @@ class PillowSource:
     format: str
     segment: str
     owner_pid: int
+    #: How it can be decoded by rows instead of whole (``"png"``, ``"jpeg"``), if it can.
+    stream_kind: str | None = None
 
     @property
     def nbytes(self) -> int:
         """Bytes of the decoded 8-bit image."""
         return self.width * self.height * self.bands
 
+    def stream(self) -> RowStream:
+        """Its rows, top to bottom, decoded as they are read (see :mod:`.rows`).
+
+        For a banded build; only when :attr:`stream_kind` is set. Runs in a render worker.
+        """
+        if self.stream_kind is None:
+            raise ValueError(f"{self.path.name}: {self.format} cannot be decoded by rows")
+        Image = _pillow()
+        try:
+            with Image.open(self.path) as im:
+                if im.size != (self.width, self.height) or im.mode != self.mode:
+                    raise InputError(
+                        f"{self.path.name}: the file changed while it was being converted;"
+                        " run it again"
+                    )
+                conversion = _conversion(im, self.path.name, loaded=False)
+        except OSError as exc:
+            raise InputError(f"{self.path.name}: cannot be read: {_first_line(exc)}") from None
+        return open_stream(self.stream_kind, self.path, conversion)
+
     def prepare(self) -> RasterSource:
         """Decode into a new segment named :attr:`segment`. Runs in one render worker."""
         capacity = self._capacity()
-        _check_shm_room(self.path.name, capacity)
+        shm.check_room(self.path.name, capacity)
         try:
             segment = shm.create(capacity, name=self.segment)
         except FileExistsError:
@@ -309,26 +332,6 @@ class PillowSource:
             target[y0:y1] = conversion.apply(strip)
 
 
-def _check_shm_room(name: str, nbytes: int, directory: Path = shm.SHM_DIR) -> None:
-    """Refuse to decode into shared memory that cannot hold the image.
-
-    A segment larger than the free space of ``/dev/shm`` is created without complaint
-    and kills the worker with SIGBUS when the decoder reaches the missing pages.
-    """
-    try:
-        stat = os.statvfs(directory)
-    except OSError:  # no /dev/shm to ask: let creation itself fail if it must
-        return
-    free = stat.f_bavail * stat.f_frsize
-    if nbytes > free:
-        raise ImageTooLarge(
-            f"{name}: decoding it needs {nbytes / 2**20:,.0f} MiB of shared memory but "
-            f"{directory} has {free / 2**20:,.0f} MiB free; enlarge {directory} "
-            "(e.g. docker run --shm-size) or convert the image to a tiled TIFF, "
-            "which is read without decoding it whole"
-        )
-
-
 def _clear_frames(exc: BaseException) -> None:
     """Drop the local variables of the finished frames of ``exc`` and its causes."""
     seen: set[int] = set()
@@ -427,6 +430,7 @@ class PillowFormat:
                     format=im.format or "?",
                     segment=shm.segment_name(os.getpid()),
                     owner_pid=os.getpid(),
+                    stream_kind=stream_kind(path, im.format or "", im.mode, im.info),
                 )
 
 

@@ -90,9 +90,10 @@ class ArrayReader:
 class RasterSource:
     """A decoded 8-bit image in the shared-memory segment ``segment``.
 
-    The first ``height * width * bands`` bytes of the segment are the pixels, row
-    by row, bands interleaved. Made by a prepared source in one render worker;
-    opened by every worker; the segment belongs to the coordinator, which unlinks it.
+    The segment holds the image's rows ``[first_row, first_row + rows)`` (all of
+    them unless it is one band of a banded build, see :mod:`pyramidd.bands`), row by
+    row, bands interleaved. Made by a prepared source in one render worker; opened by
+    every worker; the segment belongs to the coordinator, which unlinks it.
     """
 
     segment: str
@@ -101,11 +102,19 @@ class RasterSource:
     bands: int
     #: The input file, for messages.
     path: Path
+    first_row: int = 0
+    #: Rows in the segment; ``None``: all of the image's.
+    rows: int | None = None
+
+    @property
+    def held_rows(self) -> int:
+        """Rows of pixels in the segment."""
+        return self.height if self.rows is None else self.rows
 
     @property
     def nbytes(self) -> int:
         """Bytes of pixels in the segment."""
-        return self.width * self.height * self.bands
+        return self.width * self.held_rows * self.bands
 
     def open(self) -> "RasterReader":
         """Attach the segment. Runs in a render worker."""
@@ -125,11 +134,20 @@ class RasterReader:
     def __init__(self, segment: shared_memory.SharedMemory, source: RasterSource) -> None:
         self._segment: shared_memory.SharedMemory | None = segment
         self.source = source
-        self.array: np.ndarray = pixels_view(segment.buf, source.height, source.width, source.bands)
+        self.array: np.ndarray = pixels_view(
+            segment.buf, source.held_rows, source.width, source.bands
+        )
 
     def read_region(self, x: int, y: int, w: int, h: int) -> np.ndarray:
         """Pixels of ``[x, x+w) x [y, y+h)`` as a ``(h, w, bands)`` view."""
         check_region(self.source.width, self.source.height, x, y, w, h)
+        y -= self.source.first_row
+        if y < 0 or y + h > self.source.held_rows:
+            raise ValueError(
+                f"rows {y + self.source.first_row}..{y + h + self.source.first_row} are not"
+                f" in the band of rows {self.source.first_row}.."
+                f"{self.source.first_row + self.source.held_rows}"
+            )
         return self.array[y : y + h, x : x + w]
 
     def close(self) -> None:

@@ -1,0 +1,98 @@
+"""Row streams decode PNG and JPEG by rows to exactly what decoding them whole gives."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+
+import imagecodecs
+import numpy as np
+import pytest
+from PIL import Image
+
+from pyramidd.errors import InputError
+from pyramidd.options import BuildOptions
+from pyramidd.sources.pillow import PILLOW
+
+RNG = np.random.default_rng(11)
+NOISE = RNG.integers(0, 256, (97, 131, 3), dtype=np.uint8)
+SMOOTH = np.cumsum(RNG.integers(0, 3, (97, 131, 3)), axis=1).astype(np.uint8)
+
+
+def _write(path, kind):
+    if kind == "P":
+        Image.fromarray(SMOOTH).quantize(200).save(path)
+    elif kind == "PA":
+        Image.fromarray(SMOOTH).quantize(200).save(path, transparency=bytes(range(200)))
+    elif kind.startswith("16"):
+        shape = {"16L": (97, 131), "16LA": (97, 131, 2), "16RGB": (97, 131, 3)}[kind]
+        path.write_bytes(imagecodecs.png_encode(RNG.integers(0, 65536, shape, dtype=np.uint16)))
+    elif kind.startswith("jpeg"):
+        img = Image.fromarray(SMOOTH)
+        (img.convert("L") if kind == "jpeg-grey" else img).save(
+            path, quality=85, progressive=kind == "jpeg-progressive")
+    else:
+        base = NOISE if kind == "RGB" else SMOOTH
+        Image.fromarray(base).convert(kind).save(path)
+
+
+def _streamed(source, steps):
+    stream = source.stream()
+    out = np.empty((source.height, source.width, source.bands), np.uint8)
+    y, i = 0, 0
+    while y < source.height:
+        n = min(steps[i % len(steps)], source.height - y)
+        stream.read(out[y : y + n])
+        y, i = y + n, i + 1
+    stream.close()
+    return out
+
+
+@pytest.mark.parametrize("kind", ["L", "LA", "RGB", "RGBA", "P", "PA", "16L", "16LA", "16RGB",
+                                  "jpeg", "jpeg-grey", "jpeg-progressive"])
+def test_rows_equal_the_whole_decode(tmp_path, kind):
+    path = tmp_path / ("in.jpg" if kind.startswith("jpeg") else "in.png")
+    _write(path, kind)
+    source = PILLOW.probe(path, BuildOptions())
+    assert source.stream_kind == ("jpeg" if kind.startswith("jpeg") else "png")
+    whole = source.open().read_region(0, 0, source.width, source.height)
+    for steps in [(1,), (7, 1, 50), (97,)]:
+        np.testing.assert_array_equal(_streamed(source, steps), whole, err_msg=str(steps))
+
+
+def _png(width, height, raw, colour=2):
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(
+            ">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, colour, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", raw)
+            + chunk(b"IEND", b""))
+
+
+def test_bad_filter_type_and_corrupt_deflate_are_input_errors(tmp_path):
+    rows = b"".join(b"\x09" + bytes(30) for _ in range(10))  # filter type 9 does not exist
+    path = tmp_path / "filter.png"
+    path.write_bytes(_png(10, 10, zlib.compress(rows)))
+    source = PILLOW.probe(path, BuildOptions())
+    with pytest.raises(InputError, match="corrupt"):
+        _streamed(source, (10,))
+    path = tmp_path / "deflate.png"
+    path.write_bytes(_png(10, 10, b"\x78\x01" + bytes(range(40))))
+    with pytest.raises(InputError, match="corrupt|truncated"):
+        _streamed(PILLOW.probe(path, BuildOptions()), (10,))
+
+
+def test_rows_missing_at_the_end_are_an_input_error(tmp_path):
+    rows = b"".join(b"\x00" + bytes(30) for _ in range(6))  # 6 of the 10 rows
+    path = tmp_path / "short.png"
+    path.write_bytes(_png(10, 10, zlib.compress(rows)))
+    with pytest.raises(InputError, match="truncated"):
+        _streamed(PILLOW.probe(path, BuildOptions()), (4,))
+
+
+def test_formats_without_a_row_stream(tmp_path):
+    Image.fromarray(SMOOTH).convert("CMYK").save(tmp_path / "cmyk.jpg")
+    Image.fromarray(SMOOTH).convert("1").save(tmp_path / "bits.png")
+    Image.fromarray(SMOOTH).save(tmp_path / "plain.bmp")
+    for name in ("cmyk.jpg", "bits.png", "plain.bmp"):
+        assert PILLOW.probe(tmp_path / name, BuildOptions()).stream_kind is None, name
