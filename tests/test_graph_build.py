@@ -45,10 +45,14 @@ def portal():
 def build(portal):
     loop, pool = portal
 
-    def build(inp: Path, out: Path, **options: Any) -> dict[str, Any]:
-        # A build that hangs fails the test instead of blocking the run.
+    def build(inp: Path, out: Path, hang: float = 300, **options: Any) -> dict[str, Any]:
+        # A build that hangs fails the test (and is cancelled) instead of blocking the run.
         future = loop.start_task_soon(lambda: build_graph(inp, out, {**SMALL, **options}, pool=pool))
-        return future.result(timeout=300)
+        try:
+            return future.result(timeout=hang)
+        except TimeoutError:
+            future.cancel()
+            raise
 
     return build
 
@@ -248,3 +252,65 @@ def test_slow_rework_is_inserted_whole(build, tmp_path: Path, monkeypatch: pytes
     summary = build(inp, out)
     assert summary["nodes"] == 300
     assert verify(out, as_graph(x, y, edges)) == []
+
+
+def _staging_dirs(folder: Path) -> list[Path]:
+    return [p for p in folder.iterdir() if ".pyramidd-staging-" in p.name] if folder.exists() else []
+
+
+@pytest.mark.parametrize("when", ["while-reading", "after-reading", "while-writing", "output-parent"])
+def test_a_build_whose_staging_folder_is_removed_fails_with_a_clear_error(
+    build, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, when: str
+) -> None:
+    """A clean-up (or a user) deleting the build's folder under it: the build stops
+    with an error saying so, instead of waiting forever for files that will not come,
+    and leaves nothing behind."""
+    import shutil
+
+    from pyramidd.graph import build as build_mod
+    from pyramidd.graph.bags import GraphQuadtree
+
+    parent = tmp_path / "parent"
+    parent.mkdir()
+    out = parent / "pyr"
+
+    def remove() -> None:
+        if when == "output-parent":
+            shutil.rmtree(parent)
+        else:
+            for d in _staging_dirs(parent):
+                shutil.rmtree(d)
+
+    real_insert, real_flush = GraphQuadtree.insert, GraphQuadtree.flush
+    real_wait = build_mod._Stages._wait_bounds
+    removed = False
+
+    def insert(self, key, nodes, edges):  # type: ignore[no-untyped-def]
+        nonlocal removed
+        if when == "while-reading" and not removed:
+            removed = True
+            remove()
+        return real_insert(self, key, nodes, edges)
+
+    async def wait_bounds(self):  # type: ignore[no-untyped-def]
+        if when in ("after-reading", "output-parent"):
+            # The reader is done and its chunks wait on disk for the insert stage.
+            await self.read_done.wait()
+            remove()
+        return await real_wait(self)
+
+    def flush(self):  # type: ignore[no-untyped-def]
+        if when == "while-writing":
+            remove()
+        return real_flush(self)
+
+    monkeypatch.setattr(GraphQuadtree, "insert", insert)
+    monkeypatch.setattr(build_mod._Stages, "_wait_bounds", wait_bounds)
+    monkeypatch.setattr(GraphQuadtree, "flush", flush)
+    x, y, edges = generate.layout(3000, seed=12)
+    inp = generate.write(tmp_path / "g.json", "node-link", x, y, edges)
+    # Small chunks keep the reader busy past the first insert.
+    options = {"chunk": 500} if when == "while-reading" else {}
+    with pytest.raises(OutputError, match="was removed"):
+        build(inp, out, hang=120, **options)
+    assert not out.exists() and _staging_dirs(parent) == []

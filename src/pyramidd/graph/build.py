@@ -41,6 +41,7 @@ import structlog
 from ..errors import UnsupportedInput
 from ..sinks.staging import Staging
 from .bags import Bag, GraphQuadtree, QNode, shed_rework
+from .errors import StagingRemoved, staging_removed
 from .index import INDEX_NAME, TILES_DIR, write_index
 from .quadtree import Rect, pad_bounds, tile_name
 from .read import ReadResult, chunk_path, read_graph
@@ -169,9 +170,15 @@ async def build_graph(
         await anyio.to_thread.run_sync(tree.remove_files)
         await anyio.to_thread.run_sync(shutil.rmtree, spill)
         await anyio.to_thread.run_sync(staging.commit)
-    except BaseException:
+    except BaseException as exc:
         with anyio.CancelScope(shield=True):
+            # Whatever failed first when the folder went (a worker's missing file, say),
+            # the cause to report is that it went.
+            removed = (isinstance(exc, Exception) and not isinstance(exc, StagingRemoved)
+                       and not await anyio.to_thread.run_sync(staging.path.is_dir))
             await anyio.to_thread.run_sync(staging.abort)
+        if removed:
+            raise staging_removed(staging.path) from exc
         raise
     summary.update(
         output=str(output), nodes=result.nodes, edges=result.edges, levels=tree.levels(),
@@ -348,6 +355,10 @@ class _Stages:
                 done = self.read_done.is_set() and self.result is not None
                 if done and next_chunk >= self.result.chunks and pending == 0:  # type: ignore[union-attr]
                     break
+                if (done and next_chunk < self.result.chunks) or not self.spill.is_dir():  # type: ignore[union-attr]
+                    # The reader wrote every chunk before it returned: one missing now
+                    # was removed, and waiting for it would wait forever.
+                    raise staging_removed(self.spill.parent)
                 if pending:
                     # Only the wait may time out: a rework taken must be inserted whole.
                     token = None

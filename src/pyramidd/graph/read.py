@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import GraphDataError
+from .errors import GraphDataError, staging_removed
 from .idtable import IdTable, hash_ids
 from .records import EDGE, NODE, GraphOptions
 from .sources.base import NODE as NODE_RECORD
@@ -383,7 +383,7 @@ class _Reader:
         # and the chunks wait on disk.
         while True:
             if not os.path.isdir(self.spill):
-                raise RuntimeError("graph build abandoned: its staging folder was removed")
+                raise staging_removed(os.path.dirname(self.spill))
             if self.provisional is None:
                 break
             try:
