@@ -180,21 +180,26 @@ def test_bands_cover_the_image_in_source_order_with_their_subtrees(flip):
     assert first_row == (rows - 1 if flip else 0)
 
 
-def test_plan_fits_two_slots_in_half_the_budget_and_prefers_big_subtrees():
+def test_plan_fits_two_slots_in_the_budget_and_prefers_big_subtrees():
     grid = Grid(30000, 30000, 254, 1)
     budget = 1 << 30
     plan = bands.plan(grid, 2, budget, 3, 1, False)
     slot = plan.slot_rows * grid.width * 3
-    assert 2 * slot <= budget * bands.BAND_SHARE
+    limit = min(budget * bands.BAND_SHARE, bands.BAND_CAP)
+    assert 2 * slot <= limit
     level = plan.plan.builder_level
-    # One level shallower would not fit.
+    assert len(plan.bands) >= bands.MIN_BANDS
+    # One level shallower would not fit, or would give too few bands.
     shallower = bands.bands_at(grid, level - 1, 1, False)
-    assert 2 * bands.slot_bytes(grid, shallower, 3) > budget * bands.BAND_SHARE
+    assert (2 * bands.slot_bytes(grid, shallower, 3) > limit
+            or len(shallower) < bands.MIN_BANDS)
     assert len(plan.plan.subtrees) == grid.tiles_across(level)[0] * grid.tiles_across(level)[1]
 
 
-def test_only_images_over_half_the_budget_are_banded():
+def test_images_over_half_the_budget_or_the_cap_are_banded():
     assert not bands.should_band(100, 200)
     assert bands.should_band(101, 200)
+    assert not bands.should_band(bands.WHOLE_CAP, 1 << 40)
+    assert bands.should_band(bands.WHOLE_CAP + 1, 1 << 40)
     assert bands.memory_budget(BuildOptions(extra={"memory_budget": 12345})) == 12345
     assert bands.memory_budget(BuildOptions()) > 0

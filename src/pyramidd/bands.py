@@ -9,9 +9,11 @@ slots while the others build the subtrees of band ``b``; a slot is decoded again
 once every subtree of the band it holds is done, and the rows two bands share are
 copied across, not decoded twice.
 
+Images over :data:`WHOLE_CAP` decoded, or over half the budget, are built this way.
 The builder level is chosen so that two band slots fit in half the memory budget
-(the rest is for the workers, their tile stacks and the cores of the levels below),
-and as shallow as that allows, for the same locality the region-read build has.
+(the rest is for the workers, their tile stacks and the cores of the levels below)
+and in :data:`BAND_CAP`, and as shallow as that allows, for the same locality the
+region-read build has.
 
 Plain functions over plain data; the engine runs the plan.
 """
@@ -28,6 +30,15 @@ from .subtree import child_halo
 
 #: Share of the memory budget the two band slots may take.
 BAND_SHARE = 0.5
+#: Most the two band slots take whatever the budget: thinner bands cost nothing in
+#: speed (a band still has a row of several subtrees per worker) and start sooner.
+BAND_CAP = 256 << 20
+#: Bands a build aims for: the first band's decode and the last band's build are not
+#: overlapped with anything, so fewer bands leave the workers idle longer.
+MIN_BANDS = 8
+#: Images that decode to more than this are built in bands even within the budget:
+#: the decode then overlaps the build instead of preceding it, and memory stays low.
+WHOLE_CAP = 64 << 20
 #: Budget when none is given: this share of the memory available at the start.
 DEFAULT_BUDGET_SHARE = 0.5
 
@@ -80,12 +91,10 @@ def _available() -> int:
 
 
 def should_band(decoded_bytes: int, budget: int) -> bool:
-    """Whether an image of ``decoded_bytes`` is built in bands rather than decoded whole.
-
-    Whole decoding is simpler and a little faster; it is kept for images that take
-    at most half the budget.
-    """
-    return decoded_bytes > budget * BAND_SHARE
+    """Whether an image of ``decoded_bytes`` is built in bands rather than decoded whole:
+    over :data:`WHOLE_CAP`, or over half the budget. Small images are decoded whole (no
+    decoder pipeline to set up for a few tiles)."""
+    return decoded_bytes > min(WHOLE_CAP, budget * BAND_SHARE)
 
 
 def margin(grid: Grid, builder_level: int, support: int) -> int:
@@ -122,18 +131,23 @@ def slot_bytes(grid: Grid, bands: list[Band], pixel_bytes: int) -> int:
 def plan(
     grid: Grid, workers: int, budget: int, pixel_bytes: int, support: int, flip_y: bool
 ) -> BandPlan:
-    """The shallowest builder level whose two band slots fit the budget's share and
-    that still gives every worker several subtrees; the full-resolution level if none
-    does (an image so wide that one row of tiles is over the budget)."""
+    """The shallowest builder level whose two band slots fit the budget's share (at
+    most :data:`BAND_CAP`), that gives every worker several subtrees and the build
+    :data:`MIN_BANDS` bands (fewer if the image is short); the full-resolution level
+    if none does (an image so wide that one row of tiles is over the budget)."""
+    limit = min(budget * BAND_SHARE, BAND_CAP)
     want = max(1, workers) * planner.SUBTREES_PER_WORKER
     lowest = max(grid.min_level, grid.top - planner.MAX_SUBTREE_HEIGHT)
-    chosen = grid.top
-    for level in range(lowest, grid.top + 1):
+
+    def fits(level: int, min_bands: int) -> bool:
         cols, rows = grid.tiles_across(level)
-        bands = bands_at(grid, level, support, flip_y)
-        if cols * rows >= want and 2 * slot_bytes(grid, bands, pixel_bytes) <= budget * BAND_SHARE:
-            chosen = level
-            break
+        slots = 2 * slot_bytes(grid, bands_at(grid, level, support, flip_y), pixel_bytes)
+        return cols * rows >= want and rows >= min_bands and slots <= limit
+
+    levels = range(lowest, grid.top + 1)
+    chosen = next((lv for lv in levels if fits(lv, MIN_BANDS)), None)
+    if chosen is None:  # a short image: as many bands as it has rows of subtrees
+        chosen = next((lv for lv in levels if fits(lv, 1)), grid.top)
     bands = bands_at(grid, chosen, support, flip_y)
     subtrees = tuple(key for band in bands for key in band.subtrees)
     return BandPlan(planner.Plan(chosen, subtrees), tuple(bands))
