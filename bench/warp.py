@@ -12,7 +12,7 @@ with an order 1 polynomial from five GCPs and sampled with nearest neighbour. Ca
   pixels are produced and dropped (no pyramid, no encoding), so this times the warp
   and its input reads alone.
 
-The anchor, run once in the same run: ``gdalwarp -wm 64`` with ``GDAL_CACHEMAX=64``,
+The anchor, in the same run (tools take turns, ``--repeat`` rounds, medians shown): ``gdalwarp -wm 64`` with ``GDAL_CACHEMAX=64``,
 same GCPs (a VRT), same output grid (``-te``/``-ts``), ``-dstalpha`` (pyramidd's
 output has alpha too), writing an uncompressed GeoTIFF.
 
@@ -24,7 +24,7 @@ picked up by the ``record_summary`` plugin). Ratios are pyramidd / gdalwarp. The
 input stays in the page cache between runs (it was just written or read), so no
 tool pays for the disk.
 
-    .venv/bin/python bench/warp.py --workdir /work/bench-warp   # 20000², ~1.1 GiB input
+    .venv/bin/python bench/warp.py --workdir /work/bench-warp --repeat 3   # 20000², 1.1 GiB input
     .venv/bin/python bench/warp.py --size 4000                  # quick look
 """
 
@@ -34,6 +34,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -109,6 +110,14 @@ def timed(cmd: list[str], env: dict[str, str] | None = None) -> dict[str, float]
     return {"wall": m.wall, "cpu": m.cpu, "peak": m.peak, "rchar": rchar() - before}
 
 
+def middle(runs: list[dict[str, float]]) -> dict[str, float]:
+    """The median of each figure over rounds (counters: the last round's)."""
+    out = {k: statistics.median(r[k] for r in runs) for k in ("wall", "cpu", "peak", "rchar")}
+    if "counters" in runs[-1]:
+        out["counters"] = runs[-1]["counters"]
+    return out
+
+
 def child_pyramidd(src: Path, cache_mb: float, result: Path) -> None:
     """Open the warp as a worker would and read every output tile in Z order."""
     from pyramidd import plugins
@@ -161,6 +170,7 @@ def main() -> None:
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/pyramidd-bench-warp"))
     ap.add_argument("--cache-mb", type=float, default=64, help="warp cache of the read case")
     ap.add_argument("--cases", default="build,read", help="build, read, or both (default)")
+    ap.add_argument("--repeat", type=int, default=1, help="rounds; medians are shown (default 1)")
     ap.add_argument("--keep", action="store_true", help="keep the generated input and outputs")
     ap.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--result", type=Path, help=argparse.SUPPRESS)
@@ -183,17 +193,24 @@ def main() -> None:
     print(f"output: {width}x{height} RGBA, rotated {ANGLE}°, order 1, nearest", flush=True)
 
     out_tif = args.workdir / "gdalwarp.tif"
-    gd = timed(["gdalwarp", "-q", "-overwrite", "-wm", "64", "-order", "1", "-r", "near",
-                "-dstalpha", *grid, str(vrt), str(out_tif)], env={"GDAL_CACHEMAX": "64"})
-    out_tif.unlink(missing_ok=True)  # 2.8 GiB at 20000²; not needed past here
-    results: dict[str, dict[str, float]] = {}
-    if "build" in cases:
-        results["build"] = run_build(src, points, args.workdir / "pyramid", args.workdir)
-    if "read" in cases:
-        result = args.workdir / "read.json"
-        results["read"] = timed([sys.executable, __file__, "--child", str(src),
-                                 "--cache-mb", str(args.cache_mb), "--result", str(result)])
-        results["read"]["counters"] = json.loads(result.read_text())  # type: ignore[assignment]
+    runs: dict[str, list[dict[str, float]]] = {"gdalwarp": [], **{c: [] for c in cases}}
+    # Tools take turns round by round, so load from elsewhere falls on each of them.
+    for n in range(args.repeat):
+        print(f"round {n + 1} of {args.repeat}", flush=True)
+        runs["gdalwarp"].append(timed(
+            ["gdalwarp", "-q", "-overwrite", "-wm", "64", "-order", "1", "-r", "near",
+             "-dstalpha", *grid, str(vrt), str(out_tif)], env={"GDAL_CACHEMAX": "64"}))
+        out_tif.unlink(missing_ok=True)  # 1.5 GiB at 20000²; not needed past here
+        if "build" in cases:
+            runs["build"].append(run_build(src, points, args.workdir / "pyramid", args.workdir))
+        if "read" in cases:
+            result = args.workdir / "read.json"
+            r = timed([sys.executable, __file__, "--child", str(src),
+                       "--cache-mb", str(args.cache_mb), "--result", str(result)])
+            r["counters"] = json.loads(result.read_text())  # type: ignore[assignment]
+            runs["read"].append(r)
+    gd = middle(runs.pop("gdalwarp"))
+    results = {case: middle(r) for case, r in runs.items()}
 
     def row(name: str, r: dict[str, float]) -> None:
         counters: dict[str, float] = r.get("counters") or {}  # type: ignore[assignment]
