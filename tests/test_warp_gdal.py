@@ -98,7 +98,8 @@ def test_pixels_match_gdalwarp(tmp_path: Path, order: int, kernel: str) -> None:
     tifffile.imwrite(src, textured(), tile=(64, 64))
     points = gcps(order)
     write_points(tmp_path / "map.tif.points", points)
-    options = BuildOptions(extra={"warp": {"order": order, "resampler": kernel}})
+    # gdalwarp -dstalpha: an alpha band, which PNG tiles keep
+    options = BuildOptions(suffix="png", extra={"warp": {"order": order, "resampler": kernel}})
     source = plugins.load().registry.probe(src, options)
     assert isinstance(source, WarpSource)
     mine = read_tiled(source)
@@ -118,7 +119,7 @@ def test_vrt_with_gcps_is_warped_like_gdalwarp(tmp_path: Path) -> None:
     for p in points:
         args += ["-gcp", *(repr(v) for v in p)]
     subprocess.run([*args, str(src), str(tmp_path / "map.vrt")], check=True, timeout=60)
-    source = plugins.load().registry.probe(tmp_path / "map.vrt", BuildOptions())
+    source = plugins.load().registry.probe(tmp_path / "map.vrt", BuildOptions(suffix="png"))
     assert isinstance(source, WarpSource) and source.model.order == 2  # GDAL's default for 12
     assert Path(source.input_path) == src
     mine = read_tiled(source, tile=100)
@@ -163,7 +164,7 @@ def test_gcps_embedded_in_a_geotiff_read_as_gdalinfo_reports_them(tmp_path: Path
 def test_a_geotiff_with_embedded_gcps_is_warped_like_gdalwarp(tmp_path: Path, raster_type: str) -> None:
     path = embed_gcps(tmp_path, gcps(2), raster_type)
     assert not list(tmp_path.glob("*.points")) and not list(tmp_path.glob("*.aux.xml"))
-    source = plugins.load().registry.probe(path, BuildOptions())
+    source = plugins.load().registry.probe(path, BuildOptions(suffix="png"))
     assert isinstance(source, WarpSource) and source.model.order == 2  # GDAL's default for 12
     mine = read_tiled(source, tile=100)
     out = tmp_path / "gdal.tif"

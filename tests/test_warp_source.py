@@ -46,9 +46,9 @@ def image(tmp_path: Path) -> Path:
     return path
 
 
-def probe(path: Path, **warp):  # type: ignore[no-untyped-def]
+def probe(path: Path, suffix: str = "png", **warp):  # type: ignore[no-untyped-def]
     extra = {"warp": warp} if warp else {}
-    return plugins.load().registry.probe(path, BuildOptions(extra=extra))
+    return plugins.load().registry.probe(path, BuildOptions(suffix=suffix, extra=extra))
 
 
 def test_registered_above_the_plain_readers() -> None:
@@ -73,6 +73,17 @@ def test_a_points_sidecar_makes_a_warp_with_alpha(image: Path) -> None:
     events = [e["event"] for e in logs]
     assert events.count("warp.residual") == 5 and "warp.gcps" in events
     assert "RMS" in source.report()
+
+
+def test_jpeg_tiles_are_warped_onto_the_background_unless_alpha_is_asked_for(image: Path) -> None:
+    # JPEG keeps no alpha: the tiles would be flattened onto the background anyway
+    write_points(image.with_name("scan.tif.points"))
+    source = probe(image, suffix="jpg")
+    assert source.bands == 3 and source.settings.fill == "background"
+    corner = source.open().read_region(0, 0, 1, 1)
+    assert corner.tolist() == [[[255, 255, 255]]]  # outside the input: the background
+    assert probe(image, suffix="jpg", fill="alpha").bands == 4
+    assert probe(image, suffix="webp").bands == 4
 
 
 def test_warp_false_opens_the_plain_image(image: Path) -> None:

@@ -27,7 +27,7 @@ import structlog
 
 from ..errors import ImageTooLarge, OptionError
 from ..formats import Source
-from ..options import BuildOptions
+from ..options import SUFFIXES, BuildOptions
 from .extent import OutputGrid, output_grid
 from .gcps import GCPError, GCPSet, find_sidecar_gcps, parse_gcp_xml, parse_inline, read_gcp_file
 from .geotiff import read_geotiff_gcps
@@ -81,12 +81,23 @@ class PreparedWarpSource(WarpSource):
         self.header.source.release()
 
 
+def default_fill(options: BuildOptions) -> str:
+    """``background`` when the tiles cannot keep alpha (JPEG), else ``alpha``.
+
+    JPEG tiles are flattened onto the background anyway. Warping straight onto it
+    gives the same tiles up to rounding and halves the work of the build: three
+    bands take the C box reduction instead of the alpha-weighted one, and no tile is
+    flattened.
+    """
+    return "background" if SUFFIXES.get(options.suffix) == "JPEG" else "alpha"
+
+
 def _settings(opts: Mapping[str, Any], options: BuildOptions) -> WarpSettings:
     kernel = str(opts.get("resampler") or "near")
     kernel = ALIASES.get(kernel, kernel)
     if kernel not in KERNELS:
         raise OptionError(f"--warp-resampler must be one of {', '.join(KERNELS)}, got {kernel!r}")
-    fill = str(opts.get("fill") or "alpha")
+    fill = str(opts.get("fill") or default_fill(options))
     if fill not in ("alpha", "background"):
         raise OptionError(f"warp fill must be 'alpha' or 'background', got {fill!r}")
     cache_mb = float(opts.get("cache_mb") or 64)
