@@ -132,8 +132,8 @@ def run_case(name: str, commands: dict[str, list[str]], env: dict[str, dict[str,
         ratio = "" if tool == "pyramidd" else f"{ours.wall / m.wall:>12.2f}"
         pratio = "" if tool == "pyramidd" else f"{ours.peak / m.peak:>12.2f}"
         print(f"  {tool:<12}{m.wall:>9.2f}{m.cpu:>9.2f}{m.peak / MIB:>10.0f}{ratio}{pratio}")
-    print("  walls, in order: " + "; ".join(
-        f"{tool} {' '.join(f'{m.wall:.1f}' for m in r)}" for tool, r in runs.items()))
+    print("  runs in order, wall s/peak MiB: " + "; ".join(
+        f"{tool} {' '.join(f'{m.wall:.1f}/{m.peak / MIB:.0f}' for m in r)}" for tool, r in runs.items()))
     print("  (ratio = pyramidd / tool; below 1 means pyramidd is faster or smaller)", flush=True)
     return results
 
@@ -172,7 +172,7 @@ def flat_case(work: Path, out: Path, sizes: list[int], w: str, repeat: int) -> N
     small, large = min(sizes), max(sizes)
     print(f"\nflatness: peak memory at {large}² ÷ at {small}² (flat: within 1.10)")
     for tool in ("pyramidd", "vips"):
-        print(f"  {tool:<12}{results[large][tool].peak / results[small][tool].peak:>8.2f}")
+        print(f"  {tool:<12}{results[large][tool].peak / results[small][tool].peak:>8.3f}")
 
 
 def main() -> None:
