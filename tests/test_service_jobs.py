@@ -380,9 +380,10 @@ async def test_a_warp_falling_back_is_in_the_running_job_with_the_real_engine(tm
     rows += [f"{1000 + ln},{2000 + p},{p},{-ln},1,0,0,0"
              for p, ln in [(0, 0), (size, 0), (0, size), (size, size)]]
     (drop / "scan.npy.points").write_text("\n".join(rows) + "\n")
-    # A quarter turn over plain scanlines with 100 lines of cache, one output row a step.
+    # A quarter turn over plain scanlines with 100 RGB lines of cache (JPEG tiles: no
+    # alpha band), one output row a step: each row of a 128-pixel tile needs 128 lines.
     warp = {"order": 1, "piece": (size, 1), "band_rows": 1, "thrash_window": 8192,
-            "cache_mb": 100 * size * 4 / 2**20}
+            "cache_mb": 100 * size * 3 / 2**20}
     config = make_config(tmp_path, workers=2)
     watch = config.watches[0]
     config = dataclasses.replace(config, watches=(dataclasses.replace(

@@ -188,8 +188,9 @@ class Recorder:
 
 
 def test_a_fallback_reaches_the_progress_while_the_build_runs(tmp_path: Path) -> None:
-    # A quarter turn read one scanline at a time through a cache of 100 lines, one
-    # output row per step: every step needs all 512 lines, so the detector trips.
+    # A quarter turn read one scanline at a time through a cache of 100 RGB lines
+    # (JPEG tiles: no alpha band), one output row per step: each row of a 254-pixel
+    # tile needs 254 lines, so the detector trips.
     size = 512
     path = tmp_path / "scan.npy"
     np.save(path, np.random.default_rng(4).integers(0, 256, (size, size, 3), dtype=np.uint8))
@@ -197,7 +198,7 @@ def test_a_fallback_reaches_the_progress_while_the_build_runs(tmp_path: Path) ->
     write_points(tmp_path / "scan.points", turn)
     options = BuildOptions(workers=2, extra={"warp": {
         "order": 1, "piece": (size, 1), "band_rows": 1, "thrash_window": 8192,
-        "cache_mb": 100 * size * 4 / 2**20}})
+        "cache_mb": 100 * size * 3 / 2**20}})
     progress = Recorder()
     summary = build_sync(path, tmp_path / "out", options, progress=progress)
     assert progress.notices, "no notice during the build"
