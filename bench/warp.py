@@ -43,7 +43,7 @@ import numpy as np
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
-from measure import measure  # noqa: E402
+from measure import code_version, measure  # noqa: E402
 
 TILE = 256
 ANGLE = 30.0
@@ -182,6 +182,7 @@ def main() -> None:
     if not cases or set(cases) - {"build", "read"}:
         raise SystemExit(f"--cases takes build and/or read, got {args.cases!r}")
 
+    print(code_version(), flush=True)
     args.workdir.mkdir(parents=True, exist_ok=True)
     src = args.workdir / f"src{args.size}.tif"
     print(f"input: {args.size}x{args.size} RGB, {TILE}-px tiles, uncompressed: {src}", flush=True)
