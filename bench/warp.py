@@ -12,9 +12,10 @@ with an order 1 polynomial from five GCPs and sampled with nearest neighbour. Ca
   pixels are produced and dropped (no pyramid, no encoding), so this times the warp
   and its input reads alone.
 
-The anchor, in the same run (tools take turns, ``--repeat`` rounds, medians shown): ``gdalwarp -wm 64`` with ``GDAL_CACHEMAX=64``,
-same GCPs (a VRT), same output grid (``-te``/``-ts``), ``-dstalpha`` (pyramidd's
-output has alpha too), writing an uncompressed GeoTIFF.
+The anchor, in the same run (tools take turns, ``--repeat`` rounds, medians shown):
+``gdalwarp -wm 64`` with ``GDAL_CACHEMAX=64``, same GCPs (a VRT), same output grid
+(``-te``/``-ts``), ``-dstalpha`` (marking the outside of the input, which pyramidd's
+JPEG tiles fill with the background colour), writing an uncompressed GeoTIFF.
 
 Every command is run by ``measure.py``: wall time, CPU time and peak memory of the
 process tree (PSS, sampled from outside). Bytes read are ``rchar`` of the process tree
@@ -140,13 +141,14 @@ def child_pyramidd(src: Path, cache_mb: float, result: Path) -> None:
     result.write_text(json.dumps(c))
 
 
-def output_grid(src: Path) -> tuple[int, int, list[str]]:
-    """The warp's output size and its ``gdalwarp`` grid arguments (GCPs from the sidecar)."""
+def output_grid(src: Path) -> tuple[int, int, int, list[str]]:
+    """The warp's output size and bands (as for JPEG tiles), and its ``gdalwarp`` grid
+    arguments (GCPs from the sidecar)."""
     from pyramidd import plugins
     from pyramidd.options import BuildOptions
 
     source = plugins.load().registry.probe(src, BuildOptions(extra={"warp": {"order": 1}}))
-    return source.width, source.height, source.grid.gdalwarp_args()
+    return source.width, source.height, source.bands, source.grid.gdalwarp_args()
 
 
 def run_build(src: Path, points: Path, out: Path, workdir: Path) -> dict[str, float]:
@@ -190,8 +192,9 @@ def main() -> None:
     source_bytes = src.stat().st_size
     vrt = write_sidecars(src, gcps(args.size))
     points = src.with_name(src.name + ".points")
-    width, height, grid = output_grid(src)
-    print(f"output: {width}x{height} RGBA, rotated {ANGLE}°, order 1, nearest", flush=True)
+    width, height, bands, grid = output_grid(src)
+    print(f"output: {width}x{height} {'RGBA' if bands == 4 else 'RGB'} (gdalwarp: RGBA), "
+          f"rotated {ANGLE}°, order 1, nearest", flush=True)
 
     out_tif = args.workdir / "gdalwarp.tif"
     runs: dict[str, list[dict[str, float]]] = {"gdalwarp": [], **{c: [] for c in cases}}
