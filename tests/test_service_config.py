@@ -62,6 +62,21 @@ def test_relative_paths_are_taken_from_base():
     assert config.watches[0].folder == Path("/srv/x/drop")
 
 
+def test_a_warp_table_reaches_the_build_options_and_is_checked():
+    gcps = [[0, 0, 10, 20], [100, 0, 110, 20], [0, 100, 10, 120]]
+    config = parse_config(base(warp={"gcps": gcps, "order": 1, "resampler": "cubic"}))
+    assert config.watches[0].options.extra["warp"]["gcps"] == gcps
+    assert parse_config(base(warp=False)).watches[0].options.extra["warp"] is False
+    assert "watch[0].warp.orderr: unknown key" in problems(base(warp={"orderr": 1}))
+    assert "watch[0].warp: order must be 1, 2 or 3" in problems(base(warp={"order": 4}))
+    assert "watch[0].warp: warp-resampler must be one of" in problems(
+        base(warp={"resampler": "lanczos"}))
+    assert "watch[0].warp: gcps: GCP 1 needs" in problems(base(warp={"gcps": [{"pixel": 1}]}))
+    assert "watch[0].warp: must be a table" in problems(base(warp="yes"))
+    assert "watch[0].warp: output_size must be [width, height]" in problems(
+        base(warp={"output_size": [0, 10]}))
+
+
 def test_unknown_keys_are_named_with_a_suggestion():
     text = problems({**base(), "worker": 3})
     assert "worker: unknown key (did you mean 'workers'?)" in text

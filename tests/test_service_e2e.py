@@ -573,6 +573,25 @@ def test_image_with_a_points_sidecar_is_warped_and_its_reads_are_metrics(env, tm
     assert re.search(rb'pyramidd_source_fallbacks_total\{watch="main"\} 0\.0', body)
 
 
+def test_gcps_in_the_watch_profile_warp_every_input_of_the_folder(env, tmp_path):
+    """GCPs given once in the config (a scanner that always sits at the same angle):
+    each image dropped into that folder is warped with them, no sidecar needed."""
+    drop, out = tmp_path / "scans", tmp_path / "out"
+    # a quarter turn: map (x, y) = (line, pixel), in GDAL's pixel/line
+    gcps = [[px, ln, ln, px] for px, ln in [(0, 0), (400, 0), (0, 300), (400, 300)]]
+    e = env(watches=[{"name": "scans", "folder": str(drop), "output": str(out),
+                      "settle_time": 0.3, "min_age": 0.0, "tile_size": 64,
+                      "warp": {"gcps": gcps, "order": 1, "resampler": "bilinear"}}])
+    e.drop = drop
+    e.service.start()
+    png(tmp_path / "scan.png", 400, 300)
+    os.rename(tmp_path / "scan.png", drop / "scan.png")
+    wait_settled(e, done=1)
+    dzi = (out / "scan.dzi").read_text()
+    # turned a quarter: the 400x300 input comes out 300 wide and 400 high
+    assert 'Width="300"' in dzi and 'Height="400"' in dzi, dzi
+
+
 def test_geotiff_with_embedded_gcps_is_warped_without_a_sidecar(env, tmp_path):
     """A GeoTIFF whose tiepoints are GCPs becomes a rectified pyramid on its own."""
     import tifffile

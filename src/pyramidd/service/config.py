@@ -120,7 +120,12 @@ _GLOBAL_KEYS = {
 }
 _PROFILE_KEYS = {
     "layout", "tile_size", "overlap", "suffix", "quality", "resampler", "background",
-    "max_pixels",
+    "max_pixels", "warp",
+}
+#: Keys of a profile's ``warp`` table (see docs/warp.md).
+_WARP_KEYS = {
+    "gcps", "order", "resampler", "output_size", "fill", "cache_mb", "band_rows",
+    "thrash_threshold", "thrash_window", "piece",
 }
 _WATCH_KEYS = {
     "name", "folder", "output", "patterns", "ignore", "settle_time", "min_age",
@@ -242,6 +247,10 @@ def _profile(c: _Checker, table: dict[str, Any], prefix: str) -> BuildOptions:
                       f"{bg!r} is not a colour: use #rrggbb, r,g,b or a colour name")
     values["max_pixels"] = c.get(table, "max_pixels", int, base.max_pixels, prefix,
                                  "a positive whole number")
+    if "warp" in table:
+        warp = _warp(c, table["warp"], prefix + "warp.", values)
+        if warp is not None:
+            values["extra"] = {"warp": warp}
     options = BuildOptions(**values)
     try:
         options.check()
@@ -251,6 +260,41 @@ def _profile(c: _Checker, table: dict[str, Any], prefix: str) -> BuildOptions:
         text = text.replace("the pixel limit", "max_pixels")
         c.problems.append(f"{prefix.rstrip('.')}: {text}")
     return options
+
+
+def _warp(c: _Checker, warp: Any, prefix: str, values: dict[str, Any]) -> Any:
+    """A profile's ``warp`` table (GCPs and warp options for every input of the watch),
+    or ``false`` to build images with sidecars unwarped; checked as a build would."""
+    if warp is False:
+        return False
+    if not isinstance(warp, dict):
+        c.bad(prefix.rstrip("."), "must be a table such as {gcps = [[pixel, line, x, y], ...]}"
+              " or false")
+        return None
+    c.unknown(warp, _WARP_KEYS, prefix)
+    from ..warp import gcps as gcp_files
+    from ..warp import source as warp_source
+
+    gcps = warp.get("gcps")
+    try:
+        if isinstance(gcps, list):
+            gcp_files.parse_inline(gcps, "gcps")
+        elif gcps is not None and not isinstance(gcps, str):
+            raise OptionError("must be a list of [pixel, line, x, y] or a GCP file's path")
+        order = warp.get("order")
+        if order is not None and order not in (1, 2, 3):
+            raise OptionError(f"order must be 1, 2 or 3, got {order!r}")
+        size = warp.get("output_size")
+        if size is not None and not (
+            isinstance(size, list) and len(size) == 2
+            and all(isinstance(v, int) and v > 0 for v in size)
+        ):
+            raise OptionError(f"output_size must be [width, height], got {size!r}")
+        warp_source.check_settings(warp, BuildOptions(**values))
+    except OptionError as exc:
+        c.bad(prefix.rstrip("."), re.sub(r"--([a-z-]+)", lambda m: m.group(1), str(exc)))
+        return None
+    return dict(warp)
 
 
 def _number(c: _Checker, table: dict[str, Any], key: str, default: float, prefix: str,

@@ -32,7 +32,9 @@ def pyramidd_command() -> list[str]:
 
 
 def toml_value(value: Any) -> str:
-    """A Python value as TOML (strings, numbers, booleans, lists of those)."""
+    """A Python value as TOML (strings, numbers, booleans, lists and inline tables of those)."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + "}"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):

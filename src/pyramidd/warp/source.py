@@ -92,6 +92,14 @@ def default_fill(options: BuildOptions) -> str:
     return "background" if SUFFIXES.get(options.suffix) == "JPEG" else "alpha"
 
 
+def check_settings(opts: Mapping[str, Any], options: BuildOptions) -> None:
+    """Raise :class:`OptionError` for warp options no build would accept."""
+    try:
+        _settings(opts, options)
+    except (TypeError, ValueError) as exc:
+        raise OptionError(f"bad warp option: {exc}") from None
+
+
 def _settings(opts: Mapping[str, Any], options: BuildOptions) -> WarpSettings:
     kernel = str(opts.get("resampler") or "near")
     kernel = ALIASES.get(kernel, kernel)
