@@ -549,6 +549,16 @@ def test_plugins_disabled_in_the_config_are_not_loaded(env, disabled):
 # --------------------------------------------------------------------------- registration
 
 
+def metrics_after_job(e: Env) -> bytes:
+    """/metrics once no job runs: a job's figures are counted just after its input
+    reaches done/, so a test that saw the file there may be a moment early."""
+    def idle() -> bytes | None:
+        _, body = e.service.http("/metrics")
+        return body if b"pyramidd_jobs_running 0.0" in body else None
+
+    return wait_until(idle, 10, "no job running in /metrics")
+
+
 def test_image_with_a_points_sidecar_is_warped_and_its_reads_are_metrics(env, tmp_path):
     """A scan dropped with its QGIS .points file becomes a rectified pyramid; what the
     warp read from the source (and any thrash fallback) shows in /metrics."""
@@ -567,7 +577,7 @@ def test_image_with_a_points_sidecar_is_warped_and_its_reads_are_metrics(env, tm
     wait_settled(e, done=2)  # the input and its sidecar
     assert (e.out / "scan.dzi").exists()
     assert sorted(os.listdir(e.drop / "done")) == ["scan.png", "scan.png.points"]
-    _, body = e.service.http("/metrics")
+    body = metrics_after_job(e)
     read = re.search(rb'pyramidd_source_bytes_read_total\{watch="main"\} ([\d.e+]+)', body)
     assert read and float(read.group(1)) > 0, body.decode()[-2000:]
     assert re.search(rb'pyramidd_source_fallbacks_total\{watch="main"\} 0\.0', body)
@@ -611,6 +621,6 @@ def test_geotiff_with_embedded_gcps_is_warped_without_a_sidecar(env, tmp_path):
     width, height = (int(re.search(rf'{k}="(\d+)"', dzi).group(1)) for k in ("Width", "Height"))
     # the turned image's bounding box, not the 4:3 input
     assert width / height == pytest.approx((w * c + h * s) / (w * s + h * c), rel=0.02), dzi
-    _, body = e.service.http("/metrics")
+    body = metrics_after_job(e)
     read = re.search(rb'pyramidd_source_bytes_read_total\{watch="main"\} ([\d.e+]+)', body)
     assert read and float(read.group(1)) > 0, body.decode()[-2000:]
