@@ -13,6 +13,7 @@ from pyramidd.graph.quadtree import (
     pad_bounds,
     point_quadrants,
     segments_hit_rect,
+    segments_hit_rects,
     tile_name,
 )
 from pyramidd.graph.records import EDGE, NODE
@@ -53,6 +54,16 @@ def test_segment_hits_agree_with_sampling(x1: float, y1: float, x2: float, y2: f
     want = _brute_hit((x1, y1, x2, y2), rect)
     if got != want:  # sampling misses only grazing contacts
         assert got and not want
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(coord, coord, coord, coord), min_size=1, max_size=20))
+def test_several_rects_at_once_answer_as_one_at_a_time(segs: list[tuple[float, ...]]) -> None:
+    x1, y1, x2, y2 = (np.array(v) for v in zip(*segs))
+    rects = [(-1.0, -2.0, 3.0, 1.5), (0.0, 0.0, 0.01, 10.0), (-10.0, -10.0, 10.0, 10.0), (2.5, 2.5, 2.5, 2.5)]
+    both = segments_hit_rects(x1, y1, x2, y2, rects)
+    for j, rect in enumerate(rects):
+        assert both[:, j].tolist() == segments_hit_rect(x1, y1, x2, y2, rect).tolist()
 
 
 def test_segment_through_corner_and_degenerate() -> None:

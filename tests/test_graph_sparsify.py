@@ -100,6 +100,27 @@ def test_ranks_before_agrees_with_rank_order() -> None:
     assert tightest([None, None]) is None
 
 
+def _fit_one_by_one(sample: np.ndarray, budget: int) -> int:
+    seen: set[int] = set()
+    cost = 0
+    for n, o in enumerate(sample):
+        new = {int(o["i"])} if o["k"] == 0 else {int(o["s"]), int(o["t"])}
+        add = (o["k"] == 1) + len(new - seen)
+        if cost + add > budget:
+            return n
+        cost += add
+        seen |= new
+    return len(sample)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(0, 60))
+def test_fit_agrees_with_counting_one_object_at_a_time(seed: int, budget: int) -> None:
+    objs = _random_objects(np.random.default_rng(seed), 50, 0.5)
+    assert fit(objs, budget) == _fit_one_by_one(objs, budget)
+    assert fit(objs[:0], budget) == 0
+
+
 def test_fit_counts_the_endpoint_nodes_an_edge_needs() -> None:
     # A node, then an edge from it to a node not in the sample: 1 + (1 + 1).
     objs = _ranked([(0, 1, 9.0, 0.1, 0.1, 0.1, 0.1),

@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .quadtree import Rect, child_rect, segments_hit_rect
+from .quadtree import Rect, child_rect, segments_hit_rects
 from .records import RANKED
 
 #: A rank as a sortable tuple ``(-imp, tie, kind, index)``; ``None`` is past every rank.
@@ -83,22 +83,16 @@ def ranks_before(objs: np.ndarray, cutoff: Cutoff) -> np.ndarray:
 def fit(sample: np.ndarray, budget: int) -> int:
     """Length of the longest prefix of ``sample`` whose file — its nodes, its edges and
     the endpoint nodes those edges need — holds at most ``budget`` objects."""
-    seen: set[int] = set()
-    cost = 0
-    kinds, ids = sample["k"].tolist(), sample["i"].tolist()
-    ss, ts = sample["s"].tolist(), sample["t"].tolist()
-    for n in range(len(sample)):
-        if kinds[n] == 0:
-            new: tuple[int, ...] = (ids[n],)
-            add = 0 if ids[n] in seen else 1
-        else:
-            new = (ss[n], ts[n]) if ss[n] != ts[n] else (ss[n],)
-            add = 1 + sum(1 for v in new if v not in seen)
-        if cost + add > budget:
-            return n
-        cost += add
-        seen.update(new)
-    return len(sample)
+    n = len(sample)
+    node = sample["k"] == 0
+    # Each object names up to two nodes (a node itself; an edge its endpoints); a node
+    # costs where it is first named, and an edge costs one more for itself.
+    named = np.stack([np.where(node, sample["i"], sample["s"]),
+                      np.where(node, -1, sample["t"])], axis=1).ravel()
+    _, first = np.unique(named, return_index=True)
+    first = first[named[first] >= 0]
+    cost = np.bincount(first // 2, minlength=n) + ~node
+    return int(np.searchsorted(np.cumsum(cost), budget, side="right"))
 
 
 def cut(ranked: np.ndarray, budget: int, cutoff: Cutoff = None) -> tuple[np.ndarray, Cutoff]:
@@ -138,13 +132,18 @@ def shown(admitted: np.ndarray, key: str, root: Rect, cutoffs: dict[str, Cutoff]
     stack = [("", root, np.flatnonzero(admitted["k"] == 1))]
     while stack:
         at, rect, idx = stack.pop()
-        if not len(idx) or at not in cutoffs:
-            continue  # nothing here, or a leaf: it shows everything, nothing lies deeper
         if len(at) == level:
             keep[idx] &= ranks_before(admitted[idx], cutoffs[at])
             continue
+        idx = idx[keep[idx]]  # an edge already left out needs no more tests
+        # Only internal children matter: a leaf shows everything and has nothing below.
+        digits = [d for d in range(4) if at + str(d) in cutoffs]
+        if not len(idx) or not digits:
+            continue
         e = admitted[idx]
-        for d in range(4):
-            sub = child_rect(rect, d)
-            stack.append((at + str(d), sub, idx[segments_hit_rect(e["x1"], e["y1"], e["x2"], e["y2"], sub)]))
+        subs = [child_rect(rect, d) for d in digits]
+        hits = segments_hit_rects(e["x1"], e["y1"], e["x2"], e["y2"], subs)
+        for j, d in enumerate(digits):
+            if hits[:, j].any():
+                stack.append((at + str(d), subs[j], idx[hits[:, j]]))
     return keep
