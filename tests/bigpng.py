@@ -14,14 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
+from pyramidd.sinks.png import chunk
+
 #: Distinct bands; the image repeats with a period of ``DISTINCT * band_rows`` rows.
 DISTINCT = 8
-
-
-def _chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(
-        ">I", zlib.crc32(kind + data) & 0xFFFFFFFF
-    )
 
 
 def smooth_rows(width: int, y0: int, y1: int, bands: int) -> np.ndarray:
@@ -61,8 +57,8 @@ def write_png(path: Path, width: int, height: int, bands: int = 3, band_rows: in
     adler = 1
     with open(path, "wb") as f:
         f.write(b"\x89PNG\r\n\x1a\n")
-        f.write(_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, colour, 0, 0, 0)))
-        f.write(_chunk(b"IDAT", b"\x78\x01"))  # zlib header: deflate, fastest
+        f.write(chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, colour, 0, 0, 0)))
+        f.write(chunk(b"IDAT", b"\x78\x01"))  # zlib header: deflate, fastest
         for y0 in range(0, height, band_rows):
             n = min(band_rows, height - y0)
             k = (y0 // band_rows) % DISTINCT
@@ -71,7 +67,7 @@ def write_png(path: Path, width: int, height: int, bands: int = 3, band_rows: in
                 pieces[(k, n)] = raw, _deflated(raw)
             raw, packed = pieces[(k, n)]
             adler = zlib.adler32(raw, adler)
-            f.write(_chunk(b"IDAT", packed))
+            f.write(chunk(b"IDAT", packed))
         end = zlib.compressobj(1, zlib.DEFLATED, -15).flush()  # an empty final block
-        f.write(_chunk(b"IDAT", end + struct.pack(">I", adler)))
-        f.write(_chunk(b"IEND", b""))
+        f.write(chunk(b"IDAT", end + struct.pack(">I", adler)))
+        f.write(chunk(b"IEND", b""))

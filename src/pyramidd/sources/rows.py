@@ -32,6 +32,7 @@ from typing import Any, BinaryIO, Protocol
 import numpy as np
 
 from ..errors import InputError
+from ..sinks.png import chunk
 from .convert import Conversion, palette_table
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -134,12 +135,6 @@ def _palette_conversion(plte: bytes, trns: bytes | None) -> Conversion:
     return Conversion("palette", palette=table)
 
 
-def _chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(
-        ">I", zlib.crc32(kind + data) & 0xFFFFFFFF
-    )
-
-
 class PngRows:
     """A non-interlaced 8- or 16-bit PNG, inflated and unfiltered a band at a time."""
 
@@ -162,7 +157,7 @@ class PngRows:
                 extra[kind] = self._f.read(length)
             elif kind == b"IEND":
                 break
-        self._extra = b"".join(_chunk(k, v) for k, v in extra.items())
+        self._extra = b"".join(chunk(k, v) for k, v in extra.items())
         if self.colour == 3:
             conversion = _palette_conversion(extra.get(b"PLTE", b""), extra.get(b"tRNS"))
         self.conversion = conversion
@@ -228,10 +223,10 @@ class PngRows:
         ihdr = struct.pack(">IIBBBBB", self.width, rows, self.depth, self.colour, 0, 0, 0)
         png = b"".join((
             _PNG_SIGNATURE,
-            _chunk(b"IHDR", ihdr),
+            chunk(b"IHDR", ihdr),
             self._extra,
-            _chunk(b"IDAT", zlib.compress(raw, 0)),  # stored: only the filters are undone
-            _chunk(b"IEND", b""),
+            chunk(b"IDAT", zlib.compress(raw, 0)),  # stored: only the filters are undone
+            chunk(b"IEND", b""),
         ))
         try:
             if self.depth == 16:
