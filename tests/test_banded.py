@@ -10,9 +10,9 @@ from pathlib import Path
 import anyio
 import numpy as np
 import pytest
+import reference as ref
 from PIL import Image
 
-import reference as ref
 from pyramidd import bands, errors, shm
 from pyramidd.engine import build
 from pyramidd.grid import Grid

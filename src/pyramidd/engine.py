@@ -19,9 +19,8 @@ from typing import Any, Callable, Protocol
 
 import anyio
 
-from . import bands, planner
+from . import bands, planner, shm
 from . import plugins as plugin_loader
-from . import shm
 from . import worker as tasks
 from .errors import ImageTooLarge, PyramiddError, UnsupportedInput
 from .formats import Source
