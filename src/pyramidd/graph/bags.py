@@ -258,6 +258,8 @@ class GraphQuadtree:
             q.bags = [b for b in q.bags if b.count]
         self.mem = 0
         self.shed_bags, self.shed_bytes = counted
+        # The freed bags are many small blocks: give them back before the writers run.
+        release_memory()
 
     # ------------------------------------------------------------------ reading
 

@@ -34,9 +34,13 @@ from .sparsify import Cutoff, admit, cut, rank_order, shown
 
 
 class Store:
-    """Read-only view of the read stage's per-object columns and payloads, mapped
-    from disk for one batch of files (so only the pages that batch touched count
-    towards the worker's memory, and only while it runs)."""
+    """Read-only view of the read stage's per-object columns and payloads for one
+    batch of files.
+
+    Columns are mapped (a gather touches scattered pages of one column, dropped after
+    it: see :meth:`release`); payloads are read with ``pread``, which leaves their pages
+    in the page cache and out of the worker's memory.
+    """
 
     def __init__(self, root: str) -> None:
         p = lambda n: os.path.join(root, n)  # noqa: E731
@@ -48,8 +52,8 @@ class Store:
         self.eimp = _column(p("edge_imp_attr.bin"), np.float64)
         self.etie = _column(p("edge_tie.bin"), np.uint64)
         self.eoff = _column(p("edge_off.bin"), np.int64)
-        self.npay = _map(p("nodes.payload"))
-        self.epay = _map(p("edges.payload"))
+        self.npay = Payload(p("nodes.payload"))
+        self.epay = Payload(p("edges.payload"))
 
     def release(self) -> None:
         """Drop the mapped pages from this process (they stay in the page cache): a
@@ -58,33 +62,76 @@ class Store:
             m = getattr(col, "_mmap", None)
             if m is not None:
                 m.madvise(mmap.MADV_DONTNEED)
-        for m in (self.npay, self.epay):
-            if isinstance(m, mmap.mmap):
-                m.madvise(mmap.MADV_DONTNEED)
 
     def close(self) -> None:
-        for m in (self.npay, self.epay):
-            if isinstance(m, mmap.mmap):
-                m.close()
+        self.npay.close()
+        self.epay.close()
 
-    def node_text(self, i: int) -> bytes:
-        return self.npay[int(self.noff[i]): int(self.noff[i + 1])]
+    def node_texts(self, ids: np.ndarray) -> list[bytes]:
+        """The texts of nodes ``ids``, in that order."""
+        texts = self.npay.read(self.noff[ids], self.noff[ids + 1])
+        self.release()
+        return texts
 
-    def edge_text(self, i: int) -> bytes:
-        return self.epay[int(self.eoff[i]): int(self.eoff[i + 1])]
+    def edge_texts(self, ids: np.ndarray) -> list[bytes]:
+        """The texts of edges ``ids``, in that order."""
+        texts = self.epay.read(self.eoff[ids], self.eoff[ids + 1])
+        self.release()
+        return texts
+
+
+#: Texts closer than this in a payload file are read with one ``pread``.
+READ_GAP = 4096
+
+
+class Payload:
+    """A payload file, read by offsets with ``pread``.
+
+    Not mapped: the kernel maps the cached pages around each fault of a mapping, so
+    every scattered text read through one cost about 64 KiB of the worker's memory
+    (over 100 MiB for one leaf's edges at a million nodes).
+    """
+
+    def __init__(self, path: str) -> None:
+        self.fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+    def read(self, starts: np.ndarray, ends: np.ndarray) -> list[bytes]:
+        """The bytes ``[starts[n], ends[n])`` for each ``n`` (ranges that do not overlap)."""
+        n = len(starts)
+        out = [b""] * n
+        if not n:
+            return out
+        order = np.argsort(starts, kind="stable")
+        s, e = np.asarray(starts)[order], np.asarray(ends)[order]
+        cuts = (np.flatnonzero(s[1:] - e[:-1] > READ_GAP) + 1).tolist()
+        sl, el, ol = s.tolist(), e.tolist(), order.tolist()
+        for a, b in zip([0, *cuts], [*cuts, n]):
+            base = sl[a]
+            buf = _pread(self.fd, el[b - 1] - base, base)
+            for k in range(a, b):
+                out[ol[k]] = buf[sl[k] - base: el[k] - base]
+        return out
+
+
+def _pread(fd: int, size: int, offset: int) -> bytes:
+    parts = []
+    while size > 0:
+        data = os.pread(fd, size, offset)
+        if not data:
+            raise OSError(f"payload file is short at {offset}: the build folder was changed")
+        parts.append(data)
+        size -= len(data)
+        offset += len(data)
+    return b"".join(parts)
 
 
 def _column(path: str, dtype: Any) -> np.ndarray:
     if os.path.getsize(path) == 0:
         return np.empty(0, dtype=dtype)
     return np.memmap(path, dtype=dtype, mode="r")
-
-
-def _map(path: str) -> Any:
-    with open(path, "rb") as f:
-        if os.fstat(f.fileno()).st_size == 0:
-            return b""
-        return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
 
 
 _stores: dict[str, Store] = {}
@@ -190,13 +237,11 @@ def _write(job: FileJob, st: Store, own: np.ndarray, edge_idx: np.ndarray,
     ny = ((st.y[order] - y0) / h).tolist()
     st.release()
     parts.append(",".join(
-        f'{{"x":{a!r},"y":{b!r},{st.node_text(i).decode()[1:]}'
-        for i, a, b in zip(order.tolist(), nx, ny)
+        f'{{"x":{a!r},"y":{b!r},{t.decode()[1:]}'
+        for t, a, b in zip(st.node_texts(order), nx, ny)
     ))
-    st.release()
     parts.append('],"edges":[')
-    parts.append(",".join(st.edge_text(i).decode() for i in edge_idx.tolist()))
-    st.release()
+    parts.append(",".join(t.decode() for t in st.edge_texts(np.asarray(edge_idx, dtype=np.int64))))
     parts.append("]}\n")
     data = "".join(parts).encode()
     tmp = job.out + ".tmp"
