@@ -3,8 +3,9 @@
 Ids are compared by a 64-bit BLAKE2b hash (a collision among a million ids has odds
 of about 1 in 36 million; two colliding ids would be reported as a duplicate, never
 merged silently into a wrong edge). Hashes are kept in sorted runs merged like a
-binary counter, so memory is 16 bytes per node and a batch lookup is a few
-``searchsorted`` calls.
+binary counter, so memory is 12 bytes per node (the hash and a 32-bit index) and a
+batch lookup is a few ``searchsorted`` calls. Two runs merge by placing the smaller
+into the larger (no sort of both), so a merge needs about one more copy of them.
 """
 
 from __future__ import annotations
@@ -23,6 +24,10 @@ def hash_ids(ids: list[str], key: bytes = b"") -> np.ndarray:
     return out
 
 
+#: Node indices below this are kept in 32 bits.
+SMALL_INDEX = 1 << 32
+
+
 class IdTable:
     """Sorted runs of ``(hash, index)``."""
 
@@ -31,6 +36,11 @@ class IdTable:
 
     def __len__(self) -> int:
         return sum(len(h) for h, _ in self.runs)
+
+    @property
+    def nbytes(self) -> int:
+        """Memory the runs hold."""
+        return sum(h.nbytes + i.nbytes for h, i in self.runs)
 
     def lookup(self, hashes: np.ndarray) -> np.ndarray:
         """Index of each hash, ``-1`` where unknown."""
@@ -48,11 +58,27 @@ class IdTable:
         """Add hashes known to be new and unique."""
         if not len(hashes):
             return
+        small = int(indices.max()) < SMALL_INDEX and int(indices.min()) >= 0
         order = np.argsort(hashes, kind="stable")
-        self.runs.append((hashes[order], indices[order].astype(np.int64)))
+        self.runs.append((hashes[order], indices[order].astype(np.uint32 if small else np.int64)))
         while len(self.runs) >= 2 and len(self.runs[-1][0]) * 2 >= len(self.runs[-2][0]):
-            (h2, i2), (h1, i1) = self.runs.pop(), self.runs.pop()
-            h = np.concatenate([h1, h2])
-            i = np.concatenate([i1, i2])
-            order = np.argsort(h, kind="stable")
-            self.runs.append((h[order], i[order]))
+            b, a = self.runs.pop(), self.runs.pop()
+            self.runs.append(merge_runs(a, b))
+
+
+def merge_runs(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """One sorted run of two with no hash in common."""
+    (ha, ia), (hb, ib) = a, b
+    if len(ha) < len(hb):
+        (ha, ia), (hb, ib) = (hb, ib), (ha, ia)
+    # Where each entry of the smaller run lands: after the larger run's entries below it
+    # and the smaller run's entries before it.
+    at = np.searchsorted(ha, hb) + np.arange(len(hb))
+    rest = np.ones(len(ha) + len(hb), dtype=bool)
+    rest[at] = False
+    h = np.empty(len(rest), dtype=ha.dtype)
+    i = np.empty(len(rest), dtype=np.promote_types(ia.dtype, ib.dtype))
+    h[at], h[rest] = hb, ha
+    i[at], i[rest] = ib, ia
+    return h, i

@@ -162,8 +162,8 @@ class _Reader:
         self.x = _Grow(np.float64)
         self.y = _Grow(np.float64)
         # Only what resolving edges and ranking needs stays in memory (x, y, degree and
-        # the id table: 40 bytes a node); the other per-object columns go to disk.
-        self.deg = _Grow(np.int64)
+        # the id table: 32 bytes a node); the other per-object columns go to disk.
+        self.deg = _Grow(np.uint32)
         st = self.store.path
         self.imp = _Column(st("node_imp_attr.bin"), np.float64)
         self.tie = _Column(st("node_tie.bin"), np.uint64)
@@ -297,7 +297,7 @@ class _Reader:
                 if v is not None:
                     imp[j] = v
         self.imp.extend(imp)
-        self.deg.extend(np.zeros(len(sel), dtype=np.int64))
+        self.deg.extend(np.zeros(len(sel), dtype=np.uint32))
         self.tie.extend(hash_ids([ids[n] for n in sel], self.seed))
         dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
         self.npay.add([dumps({"id": ids[n], **attrs[n]}).encode() for n in sel])
