@@ -13,7 +13,6 @@ from pyramidd.graph.quadtree import (
     pad_bounds,
     point_quadrants,
     segments_hit_rect,
-    segments_hit_rects,
     tile_name,
 )
 from pyramidd.graph.records import EDGE, NODE
@@ -56,14 +55,16 @@ def test_segment_hits_agree_with_sampling(x1: float, y1: float, x2: float, y2: f
         assert got and not want
 
 
-@settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(coord, coord, coord, coord), min_size=1, max_size=20))
-def test_several_rects_at_once_answer_as_one_at_a_time(segs: list[tuple[float, ...]]) -> None:
-    x1, y1, x2, y2 = (np.array(v) for v in zip(*segs))
-    rects = [(-1.0, -2.0, 3.0, 1.5), (0.0, 0.0, 0.01, 10.0), (-10.0, -10.0, 10.0, 10.0), (2.5, 2.5, 2.5, 2.5)]
-    both = segments_hit_rects(x1, y1, x2, y2, rects)
+def test_one_rectangle_per_segment_answers_as_one_at_a_time() -> None:
+    rng = np.random.default_rng(4)
+    x1, y1, x2, y2 = (np.round(rng.uniform(-3, 3, 400), 1) for _ in range(4))
+    rects = [(-1.0, -2.0, 3.0, 1.5), (0.0, 0.0, 0.5, 10.0), (0.5, 0.5, 0.5, 0.5), (-1.0, 0.0, 0.0, 1.0)]
+    which = rng.integers(0, len(rects), 400)
+    each = tuple(np.array([rects[w][j] for w in which]) for j in range(4))
+    got = segments_hit_rect(x1, y1, x2, y2, each)
     for j, rect in enumerate(rects):
-        assert both[:, j].tolist() == segments_hit_rect(x1, y1, x2, y2, rect).tolist()
+        sel = which == j
+        assert got[sel].tolist() == segments_hit_rect(x1[sel], y1[sel], x2[sel], y2[sel], rect).tolist()
 
 
 def test_segment_through_corner_and_degenerate() -> None:

@@ -418,7 +418,7 @@ async def _write(
             progress(done, total)
 
     cutoffs = await _leaves_and_cutoffs(pool, tree, slots, cap, kept, where, record, totals)
-    cutoffs_path = str(spill / "cutoffs.npy")
+    cutoffs_path = str(spill / "cutoffs.npz")
     await anyio.to_thread.run_sync(save_cutoffs, cutoffs_path, cutoffs)
     jobs = [
         (q, SparseJob(**where(q), admitted=str(kept / f"{q.key}.npy"), cutoffs=cutoffs_path))

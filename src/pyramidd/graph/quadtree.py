@@ -62,6 +62,7 @@ def segments_hit_rect(
     A segment touches it when their bounding boxes overlap and the rectangle's corners
     are not all strictly on one side of the segment's line. Exact for the floats given
     (no epsilon), so every caller gets the same answer for the same segment and rect.
+    The rectangle's bounds may also be arrays: one rectangle per segment.
     """
     rx0, ry0, rx1, ry1 = rect
     hit = (
@@ -73,33 +74,6 @@ def segments_hit_rect(
     dx, dy = x2 - x1, y2 - y1
     allpos = np.ones(len(x1), dtype=bool)
     allneg = np.ones(len(x1), dtype=bool)
-    for cx, cy in ((rx0, ry0), (rx1, ry0), (rx0, ry1), (rx1, ry1)):
-        side = dx * (cy - y1) - dy * (cx - x1)
-        allpos &= side > 0
-        allneg &= side < 0
-    return hit & ~allpos & ~allneg
-
-
-def segments_hit_rects(
-    x1: np.ndarray, y1: np.ndarray, x2: np.ndarray, y2: np.ndarray, rects: list[Rect]
-) -> np.ndarray:
-    """:func:`segments_hit_rect` for several rectangles at once: ``(segments, rects)``.
-
-    The same arithmetic element by element, so the same answers, in one pass over the
-    segments instead of one per rectangle.
-    """
-    r = np.asarray(rects, dtype=np.float64).reshape(-1, 4)
-    rx0, ry0, rx1, ry1 = (r[:, j][None, :] for j in range(4))
-    x1, y1, x2, y2 = (np.asarray(v)[:, None] for v in (x1, y1, x2, y2))
-    hit = (
-        (np.minimum(x1, x2) <= rx1)
-        & (np.maximum(x1, x2) >= rx0)
-        & (np.minimum(y1, y2) <= ry1)
-        & (np.maximum(y1, y2) >= ry0)
-    )
-    dx, dy = x2 - x1, y2 - y1
-    allpos = np.ones(hit.shape, dtype=bool)
-    allneg = np.ones(hit.shape, dtype=bool)
     for cx, cy in ((rx0, ry0), (rx1, ry0), (rx0, ry1), (rx1, ry1)):
         side = dx * (cy - y1) - dy * (cx - x1)
         allpos &= side > 0

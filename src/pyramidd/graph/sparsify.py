@@ -40,9 +40,12 @@ references only nodes it carries.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 
-from .quadtree import Rect, child_rect, segments_hit_rects
+from .quadtree import Rect, segments_hit_rect
 from .records import RANKED
 
 #: A rank as a sortable tuple ``(-imp, tie, kind, index)``; ``None`` is past every rank.
@@ -69,7 +72,11 @@ def ranks_before(objs: np.ndarray, cutoff: Cutoff) -> np.ndarray:
     """Which ``RANKED`` records rank strictly before ``cutoff``."""
     if cutoff is None:
         return np.ones(len(objs), dtype=bool)
-    neg_imp, tie, kind, index = cutoff
+    return _before(objs, *cutoff)
+
+
+def _before(objs: np.ndarray, neg_imp: Any, tie: Any, kind: Any, index: Any) -> np.ndarray:
+    # The rank parts are scalars, or arrays with one cutoff per record.
     a = -objs["imp"]
     before = a < neg_imp
     same = a == neg_imp
@@ -78,6 +85,46 @@ def ranks_before(objs: np.ndarray, cutoff: Cutoff) -> np.ndarray:
         before |= same & (col < value)
         same &= col == value
     return before
+
+
+@dataclass(frozen=True)
+class CutoffTable:
+    """Every internal node's cutoff as plain arrays, by node code (see :func:`node_code`),
+    sorted: what the workers writing sparse files look cutoffs up in."""
+
+    codes: np.ndarray  # int64, sorted
+    set: np.ndarray  # bool: False where the cutoff is None
+    neg_imp: np.ndarray
+    tie: np.ndarray
+    kind: np.ndarray
+    index: np.ndarray
+
+    @classmethod
+    def from_dict(cls, cutoffs: dict[str, Cutoff]) -> "CutoffTable":
+        """The table of ``{quadkey: cutoff}`` for every internal node."""
+        keys = sorted(cutoffs, key=node_code)
+        rows = [cutoffs[k] or (0.0, 0, 0, 0) for k in keys]
+        return cls(
+            np.array([node_code(k) for k in keys], dtype=np.int64).reshape(-1),
+            np.array([cutoffs[k] is not None for k in keys], dtype=bool).reshape(-1),
+            np.array([r[0] for r in rows], dtype=np.float64).reshape(-1),
+            np.array([r[1] for r in rows], dtype=np.uint64).reshape(-1),
+            np.array([r[2] for r in rows], dtype=np.uint8).reshape(-1),
+            np.array([r[3] for r in rows], dtype=np.int64).reshape(-1),
+        )
+
+    def find(self, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For each node code: whether it is an internal node, and its row."""
+        row = np.searchsorted(self.codes, codes)
+        row[row == len(self.codes)] = 0
+        found = self.codes[row] == codes if len(self.codes) else np.zeros(len(codes), dtype=bool)
+        return found, row
+
+
+def node_code(key: str) -> int:
+    """A quadkey as one integer: its digits in base 4 after a leading 1 (so ``"0"`` and
+    ``"00"`` differ); a child's code is ``4 * code + digit``."""
+    return int("1" + key, 4)
 
 
 def fit(sample: np.ndarray, budget: int) -> int:
@@ -119,31 +166,38 @@ def admit(children: list[tuple[np.ndarray, Cutoff]], budget: int) -> tuple[np.nd
     return cut(cand[rank_order(cand)], budget, cutoff)
 
 
-def shown(admitted: np.ndarray, key: str, root: Rect, cutoffs: dict[str, Cutoff]) -> np.ndarray:
+def shown(admitted: np.ndarray, key: str, root: Rect, cutoffs: CutoffTable) -> np.ndarray:
     """Which of the objects node ``key`` admits its file shows.
 
-    ``cutoffs`` holds the cutoff of every internal node (a key not in it is a leaf);
+    ``cutoffs`` holds the cutoff of every internal node (a node not in it is a leaf);
     ``root`` is the graph's bounds. A node lies only in ``key`` at this level; an edge
     is followed from the root down the nodes its segment touches (the build's routing)
     to every node of this level it lies in, and must rank before each one's cutoff.
     """
     keep = np.ones(len(admitted), dtype=bool)
     level = len(key)
-    stack = [("", root, np.flatnonzero(admitted["k"] == 1))]
-    while stack:
-        at, rect, idx = stack.pop()
-        if len(at) == level:
-            keep[idx] &= ranks_before(admitted[idx], cutoffs[at])
-            continue
-        idx = idx[keep[idx]]  # an edge already left out needs no more tests
-        # Only internal children matter: a leaf shows everything and has nothing below.
-        digits = [d for d in range(4) if at + str(d) in cutoffs]
-        if not len(idx) or not digits:
-            continue
-        e = admitted[idx]
-        subs = [child_rect(rect, d) for d in digits]
-        hits = segments_hit_rects(e["x1"], e["y1"], e["x2"], e["y2"], subs)
-        for j, d in enumerate(digits):
-            if hits[:, j].any():
-                stack.append((at + str(d), subs[j], idx[hits[:, j]]))
+    # (edge, tree node) pairs, one level at a time: the node's code and rectangle,
+    # halved as child_rect halves it, so the floats are the build's own.
+    edge = np.flatnonzero(admitted["k"] == 1)
+    code = np.ones(len(edge), dtype=np.int64)
+    x0, y0, x1, y1 = (np.full(len(edge), v, dtype=np.float64) for v in root)
+    for _ in range(level):
+        if not len(edge):
+            break
+        mx, my = (x0 + x1) * 0.5, (y0 + y1) * 0.5
+        kids = []
+        for d in range(4):
+            qx, qy = d & 1, d >> 1
+            kids.append((edge, code * 4 + d, mx if qx else x0, my if qy else y0,
+                         x1 if qx else mx, y1 if qy else my))
+        edge, code, x0, y0, x1, y1 = (np.concatenate(parts) for parts in zip(*kids))
+        # Only internal nodes matter: a leaf shows everything and has nothing below.
+        internal, row = cutoffs.find(code)
+        e = admitted[edge]
+        on = internal & segments_hit_rect(e["x1"], e["y1"], e["x2"], e["y2"], (x0, y0, x1, y1))
+        edge, code, row, x0, y0, x1, y1 = (v[on] for v in (edge, code, row, x0, y0, x1, y1))
+    if level and len(edge):
+        c = cutoffs
+        ok = ~c.set[row] | _before(admitted[edge], c.neg_imp[row], c.tie[row], c.kind[row], c.index[row])
+        keep[edge[~ok]] = False
     return keep

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import mmap
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import numpy as np
@@ -30,7 +30,7 @@ import numpy as np
 from .bags import read_bag
 from .quadtree import Rect, normalise_rect
 from .records import EDGE, NODE, RANKED
-from .sparsify import Cutoff, admit, cut, rank_order, shown
+from .sparsify import Cutoff, CutoffTable, admit, cut, rank_order, shown
 
 
 class Store:
@@ -55,10 +55,12 @@ class Store:
         self.npay = Payload(p("nodes.payload"))
         self.epay = Payload(p("edges.payload"))
 
-    def release(self) -> None:
-        """Drop the mapped pages from this process (they stay in the page cache): a
-        file's random reads then cost memory for that file only, not for the graph."""
-        for col in (self.x, self.y, self.imp, self.tie, self.noff, self.eimp, self.etie, self.eoff):
+    def release(self, *columns: np.ndarray) -> None:
+        """Drop the mapped pages of ``columns`` (default: all) from this process (they
+        stay in the page cache): a file's random reads then cost memory for that file
+        only, not for the graph."""
+        every = (self.x, self.y, self.imp, self.tie, self.noff, self.eimp, self.etie, self.eoff)
+        for col in columns or every:
             m = getattr(col, "_mmap", None)
             if m is not None:
                 m.madvise(mmap.MADV_DONTNEED)
@@ -70,13 +72,13 @@ class Store:
     def node_texts(self, ids: np.ndarray) -> list[bytes]:
         """The texts of nodes ``ids``, in that order."""
         texts = self.npay.read(self.noff[ids], self.noff[ids + 1])
-        self.release()
+        self.release(self.noff)
         return texts
 
     def edge_texts(self, ids: np.ndarray) -> list[bytes]:
         """The texts of edges ``ids``, in that order."""
         texts = self.epay.read(self.eoff[ids], self.eoff[ids + 1])
-        self.release()
+        self.release(self.eoff)
         return texts
 
 
@@ -108,23 +110,30 @@ class Payload:
         s, e = np.asarray(starts)[order], np.asarray(ends)[order]
         cuts = (np.flatnonzero(s[1:] - e[:-1] > READ_GAP) + 1).tolist()
         sl, el, ol = s.tolist(), e.tolist(), order.tolist()
+        pread, fd = os.pread, self.fd
         for a, b in zip([0, *cuts], [*cuts, n]):
-            base = sl[a]
-            buf = _pread(self.fd, el[b - 1] - base, base)
+            base, size = sl[a], el[b - 1] - sl[a]
+            buf = pread(fd, size, base)
+            if len(buf) < size:
+                buf = _read_rest(fd, buf, size, base)
+            if b - a == 1:
+                out[ol[a]] = buf
+                continue
             for k in range(a, b):
                 out[ol[k]] = buf[sl[k] - base: el[k] - base]
         return out
 
 
-def _pread(fd: int, size: int, offset: int) -> bytes:
-    parts = []
-    while size > 0:
-        data = os.pread(fd, size, offset)
+def _read_rest(fd: int, head: bytes, size: int, offset: int) -> bytes:
+    """``head`` (a short read at ``offset``) completed to ``size`` bytes."""
+    parts = [head]
+    got = len(head)
+    while got < size:
+        data = os.pread(fd, size - got, offset + got)
         if not data:
-            raise OSError(f"payload file is short at {offset}: the build folder was changed")
+            raise OSError(f"payload file is short at {offset + got}: the build folder was changed")
         parts.append(data)
-        size -= len(data)
-        offset += len(data)
+        got += len(data)
     return b"".join(parts)
 
 
@@ -196,7 +205,7 @@ def ranked(st: Store, nodes: np.ndarray, edges: np.ndarray) -> np.ndarray:
     out["i"][:n] = nodes["i"]
     out["imp"][:n] = st.imp[nodes["i"]]
     out["tie"][:n] = st.tie[nodes["i"]]
-    st.release()
+    st.release(st.imp, st.tie)
     out["x1"][:n] = out["x2"][:n] = nodes["x"]
     out["y1"][:n] = out["y2"][:n] = nodes["y"]
     out["s"][:n] = out["t"][:n] = -1
@@ -207,7 +216,7 @@ def ranked(st: Store, nodes: np.ndarray, edges: np.ndarray) -> np.ndarray:
     ends = np.minimum(st.imp[edges["s"]], st.imp[edges["t"]])
     e["imp"] = np.where(np.isnan(attr), ends, attr)
     e["tie"] = st.etie[edges["i"]]
-    st.release()
+    st.release(st.eimp, st.imp, st.etie)
     for f in ("x1", "y1", "x2", "y2", "s", "t"):
         e[f] = edges[f]
     return out[rank_order(out)]
@@ -235,7 +244,7 @@ def _write(job: FileJob, st: Store, own: np.ndarray, edge_idx: np.ndarray,
     order = np.concatenate([own, carried])
     nx = ((st.x[order] - x0) / w).tolist()
     ny = ((st.y[order] - y0) / h).tolist()
-    st.release()
+    st.release(st.x, st.y)
     parts.append(",".join(
         f'{{"x":{a!r},"y":{b!r},{t.decode()[1:]}'
         for t, a, b in zip(st.node_texts(order), nx, ny)
@@ -281,7 +290,7 @@ def cut_node(job: CutJob) -> dict[str, Any]:
     return {"key": job.key, "cutoff": cutoff, "sample": (admitted, cutoff)}
 
 
-def write_sparse(job: SparseJob, cutoffs: dict[str, Cutoff]) -> dict[str, Any]:
+def write_sparse(job: SparseJob, cutoffs: CutoffTable) -> dict[str, Any]:
     """Write an internal node's sparsified file."""
     st = store(job.store)
     admitted = np.load(job.admitted)
@@ -297,25 +306,16 @@ def write_sparse(job: SparseJob, cutoffs: dict[str, Cutoff]) -> dict[str, Any]:
 
 def save_cutoffs(path: str, cutoffs: dict[str, Cutoff]) -> None:
     """Save every internal node's cutoff for the workers writing sparse files."""
-    keys = sorted(cutoffs)
-    width = max([1, *(len(k) for k in keys)])
-    a = np.zeros(len(keys), [("key", f"U{width}"), ("set", "?"), ("neg_imp", "<f8"),
-                             ("tie", "<u8"), ("k", "u1"), ("i", "<i8")])
-    for n, key in enumerate(keys):
-        c = cutoffs[key]
-        a[n] = (key, False, 0, 0, 0, 0) if c is None else (key, True, *c)
+    table = CutoffTable.from_dict(cutoffs)
     with open(path + ".tmp", "wb") as f:
-        np.save(f, a)
+        np.savez(f, **{field.name: getattr(table, field.name) for field in fields(table)})
     os.replace(path + ".tmp", path)
 
 
-def load_cutoffs(path: str) -> dict[str, Cutoff]:
+def load_cutoffs(path: str) -> CutoffTable:
     """The cutoffs :func:`save_cutoffs` saved."""
-    a = np.load(path)
-    return {
-        str(r["key"]): (float(r["neg_imp"]), int(r["tie"]), int(r["k"]), int(r["i"])) if r["set"] else None
-        for r in a
-    }
+    with np.load(path) as z:
+        return CutoffTable(**{field.name: z[field.name] for field in fields(CutoffTable)})
 
 
 Job = LeafJob | CutJob | SparseJob
@@ -335,7 +335,7 @@ def write_batch(jobs: list[Job]) -> list[dict[str, Any]]:
 
 def _write_batch(jobs: list[Job]) -> list[dict[str, Any]]:
     local: dict[str, tuple[np.ndarray, Cutoff]] = {}
-    loaded: dict[str, dict[str, Cutoff]] = {}
+    loaded: dict[str, CutoffTable] = {}
     results = []
     for job in jobs:
         if isinstance(job, LeafJob):
