@@ -105,12 +105,12 @@ class CutoffTable:
         keys = sorted(cutoffs, key=node_code)
         rows = [cutoffs[k] or (0.0, 0, 0, 0) for k in keys]
         return cls(
-            np.array([node_code(k) for k in keys], dtype=np.int64).reshape(-1),
-            np.array([cutoffs[k] is not None for k in keys], dtype=bool).reshape(-1),
-            np.array([r[0] for r in rows], dtype=np.float64).reshape(-1),
-            np.array([r[1] for r in rows], dtype=np.uint64).reshape(-1),
-            np.array([r[2] for r in rows], dtype=np.uint8).reshape(-1),
-            np.array([r[3] for r in rows], dtype=np.int64).reshape(-1),
+            np.array([node_code(k) for k in keys], dtype=np.int64),
+            np.array([cutoffs[k] is not None for k in keys], dtype=bool),
+            np.array([r[0] for r in rows], dtype=np.float64),
+            np.array([r[1] for r in rows], dtype=np.uint64),
+            np.array([r[2] for r in rows], dtype=np.uint8),
+            np.array([r[3] for r in rows], dtype=np.int64),
         )
 
     def find(self, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
