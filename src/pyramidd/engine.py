@@ -391,15 +391,14 @@ class _Bands:
 def _band_plan(
     source: Source, grid: Grid, options: BuildOptions, workers: int, support: int, flip_y: bool
 ) -> bands.BandPlan | None:
-    """The bands to build ``source`` in, if it is decoded front to back and too large
-    to decode whole within the memory budget; else ``None``."""
+    """The bands to build ``source`` in, if it decodes front to back and is large
+    enough to build in bands (:func:`bands.should_band`); else ``None``."""
     if getattr(source, "stream_kind", None) is None:
         return None
     budget = bands.memory_budget(options)
-    pixel_bytes = source.bands
-    if not bands.should_band(grid.width * grid.height * pixel_bytes, budget):
+    if not bands.should_band(grid.width * grid.height * source.bands, budget):
         return None
-    return bands.plan(grid, workers, budget, pixel_bytes, support, flip_y)
+    return bands.plan(grid, workers, budget, source.bands, support, flip_y)
 
 
 def _band_slots(
@@ -408,18 +407,15 @@ def _band_slots(
     """Create the two band segments, adding their names to ``names`` (the caller
     unlinks them); return the raster source every band is a copy of, with its own
     segment and rows."""
-    nbytes = plan.slot_rows * grid.width * source.bands
-    name = getattr(source, "path", Path("input")).name
-    shm.check_room(name, 2 * nbytes)
+    nbytes = bands.slot_bytes(grid, plan.bands, source.bands)
+    path = Path(getattr(source, "path", "input"))
+    shm.check_room(path.name, 2 * nbytes)
     for _ in range(2):
         segment = shm.create(nbytes)
         names.append(segment.name)
         segment.close()
-    template = RasterSource(
-        names[0], grid.width, grid.height, source.bands, Path(getattr(source, "path", name)),
-        first_row=0, rows=plan.slot_rows,
-    )
-    return template
+    return RasterSource(names[0], grid.width, grid.height, source.bands, path,
+                        first_row=0, rows=plan.slot_rows)
 
 
 async def _render(

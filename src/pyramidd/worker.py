@@ -35,8 +35,8 @@ from .subtree import Region, assemble, build_subtree, crop, reduce_into
 _conn: Connection | None = None
 _task_id: int | None = None
 _segments = shm.Attached()
-#: Each build's source as this worker has it open: (the source, its reader).
-_readers: dict[str, tuple[Source, RegionReader]] = {}
+#: Each build's source as this worker has it open: (its band, see _band_of; the reader).
+_readers: dict[str, tuple[tuple[Any, Any], RegionReader]] = {}
 #: The row stream of each banded build this worker decodes (see decode_band).
 _streams: dict[str, Any] = {}
 _disabled: tuple[str, ...] = ()
@@ -140,18 +140,18 @@ class FlippedReader:
 def _reader(build_id: str, source: Source, flip_y: bool) -> RegionReader:
     """The source of a build, opened once per worker per build (once per band of a
     banded build: a new band's source replaces the last one's)."""
+    band = _band_of(source)
     opened = _readers.get(build_id)
-    if opened is not None and _band_of(opened[0]) != _band_of(source):
-        _readers.pop(build_id)[1].close()
-        opened = None
-    if opened is not None:
+    if opened is not None and opened[0] == band:
         return opened[1]
+    if opened is not None:
+        _readers.pop(build_id)[1].close()
     reader = source.open()
     if hasattr(reader, "notify"):
         reader.notify = functools.partial(_source_notice, reader)
     if flip_y:
         reader = FlippedReader(reader, source.height)
-    _readers[build_id] = (source, reader)
+    _readers[build_id] = (band, reader)
     return reader
 
 
@@ -260,15 +260,15 @@ def decode_band(
     from the build's row stream, opened in this worker on the first band and kept
     for the next (so every band of a build must be decoded by the same worker).
     """
-    target = pixels_view(_segments.get(band.segment).buf, band.held_rows, band.width, band.bands)
+    def rows_of(b: RasterSource) -> np.ndarray:
+        return pixels_view(_segments.get(b.segment).buf, b.held_rows, b.width, b.bands)
+
+    target = rows_of(band)
     start = band.first_row
     if previous is not None:
         shared = previous.first_row + previous.held_rows - start
         if shared > 0:
-            held = pixels_view(
-                _segments.get(previous.segment).buf, previous.held_rows, band.width, band.bands
-            )
-            target[:shared] = held[start - previous.first_row :]
+            target[:shared] = rows_of(previous)[start - previous.first_row :]
             start += shared
     if start >= band.first_row + band.held_rows:
         return  # all of it was in the previous band (the image ends within its halo)

@@ -166,8 +166,7 @@ class PngRows:
         self._pending = bytearray()  # inflated, not yet unfiltered
         self._chunk_index = 0
         self._chunk_pos = 0
-        self._previous = bytes(self._row_bytes)  # the row above the next one, unfiltered
-        self._first = True
+        self._previous = b""  # the row above the next one, unfiltered
         self._row = 0
 
     def _inflate_more(self, want: int) -> None:
@@ -206,16 +205,15 @@ class PngRows:
             raise ValueError(f"rows {self._row}..{self._row + n} past the image's {self.height}")
         stride = self._row_bytes + 1
         self._inflate_more(n * stride)
-        filtered = bytes(self._pending[: n * stride])
-        del self._pending[: n * stride]
         # The band's own PNG: the previous row unfiltered (filter 0) and then the
         # band's rows as stored, so "up", "average" and "paeth" see the right row.
-        lead = 0 if self._first else 1
-        raw = (b"" if self._first else b"\x00" + self._previous) + filtered
+        lead = 0 if self._row == 0 else 1
+        with memoryview(self._pending) as pending:
+            raw = (b"\x00" + self._previous if lead else b"") + pending[: n * stride]
+        del self._pending[: n * stride]
         samples = self._unfilter(raw, n + lead)[lead:]
         self._previous = self._raw_row(samples[-1])
         out[...] = self.conversion.apply(samples)
-        self._first = False
         self._row += n
 
     def _unfilter(self, raw: bytes, rows: int) -> np.ndarray:
