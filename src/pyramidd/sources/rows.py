@@ -294,12 +294,14 @@ class JpegRows:
             self._fail(f"{maxval + 1} levels a sample")
         return magic, width, height
 
+    def _messages(self) -> str:
+        """What djpeg wrote to stderr, once it has exited."""
+        assert self._process.stderr is not None
+        return self._process.stderr.read().decode(errors="replace").strip()
+
     def _fail(self, what: str) -> None:
         self.close()
-        message = self._process.stderr.read().decode(errors="replace").strip() if (
-            self._process.stderr
-        ) else ""
-        raise InputError(f"{self.name}: cannot be decoded ({message or what})")
+        raise InputError(f"{self.name}: cannot be decoded ({self._messages() or what})")
 
     def read(self, out: np.ndarray) -> None:
         """Fill ``out`` with the next ``len(out)`` rows."""
@@ -328,12 +330,10 @@ class JpegRows:
         other warnings (extraneous bytes, say) Pillow ignores, and so does this.
         """
         self._process.wait()
-        message = self._process.stderr.read().decode(errors="replace") if (
-            self._process.stderr
-        ) else ""
+        message = self._messages()
         if self._process.returncode == 1 or "Premature end" in message:
             raise InputError(
-                f"{self.name}: truncated or corrupt image data ({message.strip() or 'djpeg failed'})"
+                f"{self.name}: truncated or corrupt image data ({message or 'djpeg failed'})"
             )
 
     def close(self) -> None:
