@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from . import malloc, shm
 from . import plugins as plugin_loader
-from . import shm
 from .errors import PyramiddError
 from .formats import RegionReader, Sink, Source
 from .grid import Grid, TileKey
@@ -79,6 +79,7 @@ def main(conn: Connection, worker_id: int, disabled: tuple[str, ...]) -> None:
     # Ctrl-C reaches the whole process group; the coordinator decides what stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent()
+    malloc.tune()
     try:
         loaded = plugin_loader.load(disabled)
         loaded.pm.hook.pyramidd_worker_started(worker_id=worker_id)

@@ -1,0 +1,9 @@
+import subprocess
+import sys
+
+
+def test_tune_applies_on_glibc():
+    # Run in a child: the settings are process-wide and must not leak into the test run.
+    code = "from pyramidd import malloc; print(malloc.tune())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "True"
