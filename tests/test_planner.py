@@ -6,10 +6,19 @@ def test_builder_level_gives_each_worker_several_subtrees():
     g = Grid(16384, 16384, 254, 1)  # 65x65 tiles at the top
     for workers in (1, 2, 4, 8):
         p = planner.plan(g, workers)
-        assert len(p.subtrees) >= workers * planner.SUBTREES_PER_WORKER
+        want = workers * planner.SUBTREES_PER_WORKER
+        assert planner.work_units(g, p.builder_level) >= want
         # and it is the deepest such level: one level lower has too few
-        cols, rows = g.tiles_across(p.builder_level - 1)
-        assert cols * rows < workers * planner.SUBTREES_PER_WORKER
+        assert planner.work_units(g, p.builder_level - 1) < want
+
+
+def test_slivers_do_not_count_as_whole_subtrees():
+    # 16384 = 2 x 8128 + 128: at the level of 8128-pixel subtrees there are nine
+    # roots, five of them slivers, so two workers get subtrees half as wide.
+    g = Grid(16384, 16384, 254, 1)
+    p = planner.plan(g, 2)
+    assert g.tile_size * g.scale(p.builder_level) == 4064
+    assert len(p.subtrees) == 25
 
 
 def test_subtrees_are_in_morton_order_and_cover_the_level():

@@ -31,16 +31,26 @@ class Plan:
 
 
 
+def work_units(grid: Grid, level: int) -> float:
+    """Subtrees of ``level`` counted by the share of a whole one they cover.
+
+    A 16384² image in 254-pixel tiles has 3x3 subtrees of 8128² pixels at one level,
+    but five of them are slivers 128 pixels wide: four pieces of work, not nine.
+    """
+    w, h = grid.level_size(level)
+    return (w / grid.tile_size) * (h / grid.tile_size)
+
+
 def builder_level(grid: Grid, workers: int, per_worker: int = SUBTREES_PER_WORKER) -> int:
-    """The lowest level with at least ``workers * per_worker`` tiles, within the height cap.
+    """The lowest level with at least ``workers * per_worker`` subtrees' worth of
+    pixels (:func:`work_units`), within the height cap.
 
     Falls back to the full-resolution level when the image has fewer tiles than that.
     """
     want = max(1, workers) * per_worker
     lowest = max(grid.min_level, grid.top - MAX_SUBTREE_HEIGHT)
     for level in range(lowest, grid.top + 1):
-        cols, rows = grid.tiles_across(level)
-        if cols * rows >= want:
+        if work_units(grid, level) >= want:
             return level
     return grid.top
 
