@@ -95,3 +95,39 @@ def test_cancelled_task_returns_its_worker_when_it_answers():
                 assert await pool.run(worker.ping)  # waits for the abandoned task, then runs
 
     anyio.run(main)
+
+
+def test_tasks_queue_behind_starting_workers_when_entry_does_not_wait():
+    async def ping_both():
+        async with WorkerPool(2, wait_started=False) as pool:
+            pids = []
+
+            async def one(i: int) -> None:
+                pids.append(await pool.run(worker.ping, worker=i))
+
+            async with anyio.create_task_group() as tg:
+                for i in range(2):
+                    tg.start_soon(one, i)
+            assert sorted(pids) == sorted(pool.pids())
+
+    anyio.run(ping_both)
+
+
+@pytest.mark.parametrize("wait_started", [True, False])
+def test_a_worker_that_cannot_start_fails_entry_or_the_tasks_sent_to_it(monkeypatch, wait_started):
+    # /bin/false takes the worker's command line and exits 1 before saying "ready".
+    monkeypatch.setattr("pyramidd.pool.sys.executable", "/bin/false")
+
+    async def main():
+        with anyio.fail_after(20):
+            with pytest.raises(errors.PluginError, match="exited during start"):
+                async with WorkerPool(1, wait_started=wait_started) as pool:
+                    await pool.run(worker.ping)
+            # nothing hangs: a second task on the dead worker fails the same way
+            if not wait_started:
+                async with WorkerPool(1, wait_started=False) as pool:
+                    for _ in range(2):
+                        with pytest.raises(errors.PluginError, match="exited during start"):
+                            await pool.run(worker.ping)
+
+    anyio.run(main)

@@ -133,7 +133,9 @@ def cmd_build(args: argparse.Namespace) -> int:
     bar = ProgressBar()
 
     async def main() -> dict[str, Any]:
-        async with WorkerPool(options.workers, disabled_plugins=args.disable_plugin) as pool:
+        # Not waiting for the workers to start: the input is opened while they import.
+        async with WorkerPool(options.workers, disabled_plugins=args.disable_plugin,
+                              wait_started=False) as pool:
             summary = await build(args.input, args.output, options, pool=pool, progress=bar)
             return summary.as_dict()
 

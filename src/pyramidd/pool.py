@@ -72,6 +72,10 @@ class WorkerPool:
     ``on_log`` receives log events forwarded from workers (default: dropped).
     ``initializer`` is ``(fn, args)`` run in every worker the pool starts, replacements
     of dead workers included, before its first task (e.g. set up its logging).
+    With ``wait_started`` (the default) entering waits until every worker has started
+    and raises why one could not; without it, entering returns at once and tasks queue
+    behind a worker still starting (a worker that cannot start fails them), so a
+    one-shot build opens its input while the workers import.
     """
 
     def __init__(
@@ -81,12 +85,14 @@ class WorkerPool:
         disabled_plugins: Sequence[str] = (),
         on_log: EventHandler | None = None,
         initializer: tuple[Callable[..., Any], tuple[Any, ...]] | None = None,
+        wait_started: bool = True,
     ) -> None:
         self.size = workers if workers > 0 else (os.cpu_count() or 1)
         #: Plugins this pool's workers do not load (the coordinator must skip them too).
         self.disabled_plugins = tuple(disabled_plugins)
         self._on_log = on_log
         self._initializer = initializer
+        self._wait_started = wait_started
         self._workers: list[_Worker] = []
         self._free: set[int] = set()
         self._waiters: deque[tuple[int | None, anyio.Event, list[int]]] = deque()
@@ -103,10 +109,11 @@ class WorkerPool:
         await self._tg.__aenter__()
         try:
             self._workers = [self._spawn(i) for i in range(self.size)]
-            for w in self._workers:
-                await w.ready.wait()
-                if w.start_error is not None:
-                    raise w.start_error
+            if self._wait_started:
+                for w in self._workers:
+                    await w.ready.wait()
+                    if w.start_error is not None:
+                        raise w.start_error
         except BaseException:
             await self.__aexit__(None, None, None)
             raise
@@ -178,10 +185,9 @@ class WorkerPool:
                 if call is not None and call.id == call_id and call.on_event is not None:
                     call.on_event(payload)
             elif call_id is None:  # the worker could not start
-                w.start_error = (
-                    payload if isinstance(payload, PluginError) else PluginError(str(payload))
+                self._start_failed(
+                    w, payload if isinstance(payload, PluginError) else PluginError(str(payload))
                 )
-                w.ready.set()
             elif call_id == _INIT:
                 if kind == "error" and self._on_log is not None:
                     self._on_log({"event": "worker initializer failed", "level": "error",
@@ -205,10 +211,9 @@ class WorkerPool:
         if self._closing:
             return
         if not w.ready.is_set():
-            w.start_error = PluginError(
-                f"render worker {w.index} exited during start (exit code {code})"
+            self._start_failed(
+                w, PluginError(f"render worker {w.index} exited during start (exit code {code})")
             )
-            w.ready.set()
             return
         call, w.call = w.call, None
         how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
@@ -228,6 +233,16 @@ class WorkerPool:
         # run(); only a call nobody awaits any more leaves the worker to be freed here.
         if replacement.start_error is None and call is not None and call.abandoned:
             self._release(w.index)
+
+    def _start_failed(self, w: _Worker, error: BaseException) -> None:
+        """Worker ``w`` will never start: say why to whoever waits for it or already
+        queued a task on it."""
+        w.start_error = error
+        w.ready.set()
+        call, w.call = w.call, None
+        if call is not None:
+            call.error = error
+            call.done.set()
 
     # ------------------------------------------------------------------ scheduling
 
@@ -276,14 +291,22 @@ class WorkerPool:
         """
         if worker is not None and not 0 <= worker < self.size:
             raise ValueError(f"no worker {worker} in a pool of {self.size}")
+        # Pickled before a worker is taken, so a task that cannot be pickled holds none;
+        # the task travels pickled inside the message, so a worker that cannot load it
+        # (a function it cannot import) still knows which call to fail.
+        payload = pickle.dumps((fn, args))
         index = await self._acquire(worker)
         w = self._workers[index]
+        if w.start_error is not None:
+            self._release(index)
+            raise w.start_error
         call = _Call(next(self._ids), on_event=on_event)
         w.call = call
         try:
-            # The task travels pickled inside the message, so a worker that cannot load
-            # it (a function it cannot import) still knows which call to fail.
-            w.conn.send((call.id, pickle.dumps((fn, args))))
+            try:
+                w.conn.send((call.id, payload))
+            except OSError:
+                pass  # the worker is gone: its watcher fails the call, as for any death
             await call.done.wait()
         except BaseException:
             if not call.done.is_set():
