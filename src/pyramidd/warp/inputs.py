@@ -20,6 +20,7 @@ import numpy as np
 from ..errors import InputError, UnsupportedInput
 from ..formats import RegionReader, Source
 from ..options import BuildOptions
+from ..sources.tiff import segment_table
 
 TIFF_SUFFIXES = (".tif", ".tiff")
 
@@ -119,8 +120,7 @@ class TiffPieces:
         else:
             self.piece_rows, self.piece_cols = min(int(page.rowsperstrip) or self.height, self.height), self.width
         self._across = -(-self.width // self.piece_cols)
-        self._offsets = page.dataoffsets
-        self._counts = page.databytecounts
+        self._offsets, self._counts = segment_table(page)
         self._fd = os.open(path, os.O_RDONLY)
         self.bytes_read = 0
 
