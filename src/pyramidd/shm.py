@@ -8,13 +8,13 @@ large segments (:class:`SlotPool`), never one segment per tile.
 
 from __future__ import annotations
 
+import mmap
 import os
 import secrets
 from dataclasses import dataclass
-from multiprocessing import resource_tracker, shared_memory
 from pathlib import Path
 
-import _posixshmem  # the module SharedMemory itself unlinks with
+import _posixshmem  # shm_open/shm_unlink, as multiprocessing.shared_memory uses them
 import numpy as np
 
 from .errors import ImageTooLarge
@@ -28,23 +28,50 @@ def segment_name(owner_pid: int | None = None) -> str:
     return f"{PREFIX}{owner_pid or os.getpid()}_{secrets.token_hex(6)}"
 
 
-def create(
-    nbytes: int, owner_pid: int | None = None, name: str | None = None
-) -> shared_memory.SharedMemory:
+class Segment:
+    """A named POSIX shared-memory segment mapped into this process.
+
+    What ``multiprocessing.Segment`` does, without its resource
+    tracker: that starts a tracker process (7 MiB) beside every process that touches a
+    segment, only to be told to forget it again, since pyramidd tracks its segments by
+    name (:func:`sweep`) and unlinks them itself.
+    """
+
+    def __init__(self, name: str, *, create: bool = False, size: int = 0) -> None:
+        flags = os.O_RDWR | (os.O_CREAT | os.O_EXCL if create else 0)
+        fd = _posixshmem.shm_open("/" + name, flags, mode=0o600)
+        try:
+            if create:
+                os.ftruncate(fd, size)
+            #: Bytes mapped.
+            self.size = os.fstat(fd).st_size
+            self._mmap: mmap.mmap | None = mmap.mmap(fd, self.size)
+        except BaseException:
+            if create:
+                unlink(name)
+            raise
+        finally:
+            os.close(fd)
+        self.name = name
+        #: The mapping, for numpy views.
+        self.buf: memoryview = memoryview(self._mmap)
+
+    def close(self) -> None:
+        """Unmap; raises ``BufferError`` while a view of :attr:`buf` is alive."""
+        self.buf.release()
+        if self._mmap is not None:
+            self._mmap.close()
+            self._mmap = None
+
+
+def create(nbytes: int, owner_pid: int | None = None, name: str | None = None) -> Segment:
     """Create a segment of ``nbytes`` (at least 1) owned by ``owner_pid``.
 
     ``name`` (from :func:`segment_name`) lets the owner pick the name before another
     process creates the segment, so the owner can unlink it even if that process dies.
-
-    The caller unlinks it. Python's resource tracker is told to forget it: pyramidd
-    tracks its segments by name instead, and the tracker would otherwise unlink a
-    segment when any process that touched it exits.
+    The caller unlinks it.
     """
-    shm = shared_memory.SharedMemory(
-        name=name or segment_name(owner_pid), create=True, size=max(1, nbytes)
-    )
-    _untrack(shm)
-    return shm
+    return Segment(name or segment_name(owner_pid), create=True, size=max(1, nbytes))
 
 
 def check_room(name: str, nbytes: int, directory: Path = SHM_DIR) -> None:
@@ -67,26 +94,13 @@ def check_room(name: str, nbytes: int, directory: Path = SHM_DIR) -> None:
         )
 
 
-def attach(name: str) -> shared_memory.SharedMemory:
+def attach(name: str) -> Segment:
     """Open an existing segment without taking ownership of it."""
-    shm = shared_memory.SharedMemory(name=name, create=False)
-    _untrack(shm)
-    return shm
-
-
-def _untrack(shm: shared_memory.SharedMemory) -> None:
-    try:
-        resource_tracker.unregister(shm._name, "shared_memory")  # type: ignore[attr-defined]
-    except Exception:  # tracker not running in this process: nothing to forget
-        pass
+    return Segment(name)
 
 
 def unlink(name: str) -> None:
-    """Remove a segment by name; a segment already gone is fine.
-
-    Goes around ``SharedMemory.unlink``, which would tell the resource tracker about
-    a segment it was told to forget.
-    """
+    """Remove a segment by name; a segment already gone is fine."""
     try:
         _posixshmem.shm_unlink("/" + name.lstrip("/"))
     except FileNotFoundError:
@@ -177,7 +191,7 @@ class SlotPool:
         unlink(self._shm.name)
 
 
-def slot_array(shm: shared_memory.SharedMemory, slot_bytes: int, ref: SlotRef) -> np.ndarray:
+def slot_array(shm: Segment, slot_bytes: int, ref: SlotRef) -> np.ndarray:
     """A ``(height, width, bands)`` uint8 view of slot ``ref.slot`` in ``shm``."""
     n = ref.height * ref.width * ref.bands
     if n > slot_bytes:
@@ -190,9 +204,9 @@ class Attached:
     """Worker-side cache of attached segments, so a segment is mapped once per process."""
 
     def __init__(self) -> None:
-        self._segments: dict[str, shared_memory.SharedMemory] = {}
+        self._segments: dict[str, Segment] = {}
 
-    def get(self, name: str) -> shared_memory.SharedMemory:
+    def get(self, name: str) -> Segment:
         """The segment called ``name``, attaching it on first use."""
         shm = self._segments.get(name)
         if shm is None:

@@ -10,7 +10,6 @@ The coordinator unlinks the segment when the build ends (the prepared source's
 from __future__ import annotations
 
 from dataclasses import dataclass
-from multiprocessing import shared_memory
 from pathlib import Path
 from typing import BinaryIO
 
@@ -131,8 +130,8 @@ class RasterSource:
 class RasterReader:
     """Regions of a :class:`RasterSource`, as views of the attached segment."""
 
-    def __init__(self, segment: shared_memory.SharedMemory, source: RasterSource) -> None:
-        self._segment: shared_memory.SharedMemory | None = segment
+    def __init__(self, segment: shm.Segment, source: RasterSource) -> None:
+        self._segment: shm.Segment | None = segment
         self.source = source
         self.array: np.ndarray = pixels_view(
             segment.buf, source.held_rows, source.width, source.bands
