@@ -31,7 +31,7 @@ from .progress import pass_notice
 from .scheduler import StealingScheduler
 from .sinks.staging import Staging
 from .sources.raster import RasterSource
-from .toplevels import Task, TopLevels, inputs
+from .toplevels import Task, TopLevels
 
 Progress = Callable[[int, int], None]
 """Called with (tiles written, tiles in all) as the build goes; one that also has a
@@ -472,7 +472,7 @@ async def _render(
                     core_ready(root, result.ref)
 
             async def run_top(task: Task) -> None:
-                used = [(k, cores[k]) for k in inputs(grid, task, support)]
+                used = [(k, cores[k]) for k in top.inputs(task)]
                 if task.kind == "merge":
                     result = await pool.run(tasks.merge_tile, ctx, task.key, used, new_slot())
                 else:

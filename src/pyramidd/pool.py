@@ -171,39 +171,54 @@ class WorkerPool:
         while True:
             try:
                 await anyio.wait_readable(w.conn.fileno())
-                kind, call_id, payload = w.conn.recv()
-            except (EOFError, OSError, anyio.ClosedResourceError):
+            except (OSError, anyio.ClosedResourceError):
                 return
-            if kind == "ready":
-                w.pid = payload
-                w.ready.set()
-            elif kind == "log":
-                if self._on_log is not None:
-                    self._on_log(payload)
-            elif kind == "event":
-                call = w.call
-                if call is not None and call.id == call_id and call.on_event is not None:
-                    call.on_event(payload)
-            elif call_id is None:  # the worker could not start
-                self._start_failed(
-                    w, payload if isinstance(payload, PluginError) else PluginError(str(payload))
-                )
-            elif call_id == _INIT:
-                if kind == "error" and self._on_log is not None:
-                    self._on_log({"event": "worker initializer failed", "level": "error",
-                                  "worker": w.index, "error": str(payload)})
+            # Every message already there, per wake-up: a wait costs the event loop more
+            # than a message (the fd is registered and unregistered each time).
+            more = True
+            while more:
+                try:
+                    message = w.conn.recv()
+                except (EOFError, OSError):
+                    return
+                self._handle(w, *message)
+                try:
+                    more = w.conn.poll(0)
+                except OSError:
+                    return
+
+    def _handle(self, w: _Worker, kind: str, call_id: int | None, payload: Any) -> None:
+        """Act on one message from worker ``w``."""
+        if kind == "ready":
+            w.pid = payload
+            w.ready.set()
+        elif kind == "log":
+            if self._on_log is not None:
+                self._on_log(payload)
+        elif kind == "event":
+            call = w.call
+            if call is not None and call.id == call_id and call.on_event is not None:
+                call.on_event(payload)
+        elif call_id is None:  # the worker could not start
+            self._start_failed(
+                w, payload if isinstance(payload, PluginError) else PluginError(str(payload))
+            )
+        elif call_id == _INIT:
+            if kind == "error" and self._on_log is not None:
+                self._on_log({"event": "worker initializer failed", "level": "error",
+                              "worker": w.index, "error": str(payload)})
+        else:
+            call = w.call
+            if call is None or call.id != call_id:
+                return
+            w.call = None
+            if kind == "ok":
+                call.result = payload
             else:
-                call = w.call
-                if call is None or call.id != call_id:
-                    continue
-                w.call = None
-                if kind == "ok":
-                    call.result = payload
-                else:
-                    call.error = payload
-                call.done.set()
-                if call.abandoned:
-                    self._release(w.index)
+                call.error = payload
+            call.done.set()
+            if call.abandoned:
+                self._release(w.index)
 
     async def _watch(self, w: _Worker) -> None:
         await anyio.wait_readable(w.pidfd)

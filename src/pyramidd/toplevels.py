@@ -66,9 +66,24 @@ class TopLevels:
     present: set[TileKey] = field(default_factory=set)
     started: set[Task] = field(default_factory=set)
     finished: set[Task] = field(default_factory=set)
+    # Both relations are asked again for every core and task (a core is read by up to
+    # a dozen tasks, each of which is checked at every input's arrival and at its own
+    # end); computed once each, they were most of the coordinator's time per tile.
+    _inputs: dict[Task, list[TileKey]] = field(default_factory=dict, repr=False)
+    _readers: dict[TileKey, list[Task]] = field(default_factory=dict, repr=False)
+
+    def inputs(self, task: Task) -> list[TileKey]:
+        """Cores ``task`` reads (:func:`inputs`, remembered)."""
+        found = self._inputs.get(task)
+        if found is None:
+            found = self._inputs[task] = inputs(self.grid, task, self.support)
+        return found
 
     def _tasks_reading(self, key: TileKey) -> list[Task]:
         """Every task (merge or emit) whose inputs include ``key``."""
+        found = self._readers.get(key)
+        if found is not None:
+            return found
         g = self.grid
         near = [key, *g.neighbours(key)]
         cands: set[Task] = set()
@@ -76,12 +91,11 @@ class TopLevels:
             cands.update(Task("merge", g.parent(k)) for k in near)
         if key.level < self.builder_level:
             cands.update(Task("emit", k) for k in near)
-        return [t for t in cands if key in inputs(g, t, self.support)]
+        found = self._readers[key] = [t for t in cands if key in self.inputs(t)]
+        return found
 
     def _ready(self, task: Task) -> bool:
-        return task not in self.started and all(
-            k in self.present for k in inputs(self.grid, task, self.support)
-        )
+        return task not in self.started and all(k in self.present for k in self.inputs(task))
 
     def add(self, key: TileKey) -> list[Task]:
         """``key``'s core now exists; return the tasks that became ready (marked started)."""
@@ -94,10 +108,11 @@ class TopLevels:
         """``task`` ran; return the cores no task needs any more."""
         self.finished.add(task)
         free = []
-        for key in inputs(self.grid, task, self.support):
+        for key in self.inputs(task):
             if key in self.present and all(t in self.finished for t in self._tasks_reading(key)):
                 self.present.discard(key)
                 free.append(key)
+                self._readers.pop(key, None)
         return free
 
     def total(self) -> int:
