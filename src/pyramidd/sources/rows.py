@@ -310,7 +310,13 @@ class JpegRows:
 
     def _read(self, out: np.ndarray) -> None:
         n = out.shape[0]
-        buffer = np.empty((n, self.width, self._samples), np.uint8)
+        # Plain grey or RGB rows go from the pipe straight into ``out`` (a band slot):
+        # no buffer, no copy.
+        direct = (
+            self.conversion.identity and out.shape[2] == self._samples
+            and out.flags.c_contiguous
+        )
+        buffer = out if direct else np.empty((n, self.width, self._samples), np.uint8)
         view = memoryview(buffer).cast("B")
         got = 0
         while got < len(view):
@@ -318,7 +324,8 @@ class JpegRows:
             if not k:
                 self._fail("truncated JPEG data")
             got += k
-        out[...] = self.conversion.apply(buffer)
+        if not direct:
+            out[...] = self.conversion.apply(buffer)
         self._row += n
         if self._row >= self.height:
             self._finish()
