@@ -36,11 +36,20 @@ def expected_tiles(img, resampler, grid, flip_y):
 
 
 def run_builds(jobs, workers):
-    """Run several builds on one pool; return their summaries."""
+    """Run several builds on one pool; return their summaries. Each build's progress
+    must count every tile exactly once, never past the total."""
 
     async def main():
+        summaries = []
         async with WorkerPool(workers) as pool:
-            return [await build(i, o, opts, pool=pool) for i, o, opts in jobs]
+            for i, o, opts in jobs:
+                seen: list[tuple[int, int]] = []
+                summary = await build(i, o, opts, pool=pool,
+                                      progress=lambda d, t: seen.append((d, t)))
+                assert seen and seen[-1] == (summary.tiles, summary.tiles), i
+                assert [d for d, _ in seen] == sorted(d for d, _ in seen), i
+                summaries.append(summary)
+        return summaries
 
     return anyio.run(main)
 

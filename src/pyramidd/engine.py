@@ -467,6 +467,7 @@ async def _render(
                     feed.done(root)
                     state["tiles"] += result.tiles
                     state["bytes"] += result.bytes
+                    report(result.unreported)
                     if result.counters:
                         counters[i] = result.counters
                     core_ready(root, result.ref)
@@ -479,7 +480,7 @@ async def _render(
                     result = await pool.run(tasks.emit_tile, ctx, task.key, used)
                     state["tiles"] += result.tiles
                     state["bytes"] += result.bytes
-                    report(result.tiles)
+                    report(result.unreported)
                 for key in top.done(task):
                     slots.give(cores.pop(key).slot)
                 if task.kind == "merge":

@@ -186,7 +186,8 @@ class TileWriter:
         self.grid, self.sink, self.flip_y = grid, sink, flip_y
         self.tiles = 0
         self.bytes = 0
-        self._unreported = 0
+        #: Tiles written since the last progress event: the task's result reports them.
+        self.unreported = 0
         self._last = time.monotonic()
 
     def __call__(self, key: TileKey, region: Region) -> None:
@@ -195,17 +196,11 @@ class TileWriter:
             pixels = pixels[::-1]
         self.bytes += self.sink.write_tile(key, pixels)
         self.tiles += 1
-        self._unreported += 1
+        self.unreported += 1
         now = time.monotonic()
         if now - self._last > 0.2:
-            send_event({"tiles": self._unreported})
-            self._unreported, self._last = 0, now
-
-    def flush(self) -> None:
-        """Report tiles not reported yet."""
-        if self._unreported:
-            send_event({"tiles": self._unreported})
-            self._unreported = 0
+            send_event({"tiles": self.unreported})
+            self.unreported, self._last = 0, now
 
 
 # --------------------------------------------------------------------------- tasks
@@ -236,6 +231,8 @@ class TaskResult:
     tiles: int
     bytes: int
     counters: dict[str, Any] | None = None
+    #: Of ``tiles``, those no progress event has reported (one message fewer a task).
+    unreported: int = 0
 
 
 def reader_counters(reader: Any) -> dict[str, Any] | None:
@@ -288,9 +285,9 @@ def run_subtree(ctx: BuildContext, root: TileKey, out: shm.SlotRef) -> TaskResul
     reader = _reader(ctx.build_id, ctx.source, ctx.flip_y)
     writer = TileWriter(ctx.grid, ctx.sink, ctx.flip_y)
     region = build_subtree(ctx.grid, root, reader, _resampler(ctx.resampler), writer)
-    writer.flush()
     core = _store(ctx, crop(region, ctx.grid.core(root)), out)
-    return TaskResult(core, writer.tiles, writer.bytes, reader_counters(reader))
+    return TaskResult(core, writer.tiles, writer.bytes, reader_counters(reader),
+                      writer.unreported)
 
 
 def _store(ctx: BuildContext, pixels: np.ndarray, out: shm.SlotRef) -> shm.SlotRef:
@@ -320,7 +317,7 @@ def emit_tile(
     """Write tile ``key`` from its core and its neighbours' cores."""
     writer = TileWriter(ctx.grid, ctx.sink, ctx.flip_y)
     writer(key, assemble(_regions(ctx, cores)))
-    return TaskResult(None, 1, writer.bytes)
+    return TaskResult(None, 1, writer.bytes, unreported=writer.unreported)
 
 
 def forget_build(build_id: str, segments: tuple[str, ...]) -> None:
