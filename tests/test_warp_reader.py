@@ -9,6 +9,8 @@ import pytest
 import structlog
 import tifffile
 
+from pyramidd.errors import InputError
+
 from pyramidd.morton import z_order
 from pyramidd.warp.extent import output_grid
 from pyramidd.warp.gcps import GCP
@@ -143,17 +145,36 @@ def test_background_fill_keeps_the_band_count() -> None:
     assert out[0, 0].tolist() == [10, 20, 30]
 
 
-def test_tiled_tiff_is_read_tile_by_tile_and_counted(tmp_path: Path) -> None:
+@pytest.mark.parametrize("compression, piece", [(None, (64, 128)), ("zlib", (128, 128))])
+def test_tiled_tiff_is_read_piece_by_piece_and_counted(tmp_path: Path, compression, piece) -> None:
+    # Uncompressed tiles are read in quarters of 64 rows, compressed ones whole.
     path = tmp_path / "in.tif"
-    tifffile.imwrite(path, IMG, tile=(128, 128))
+    tifffile.imwrite(path, IMG, tile=(128, 128), compression=compression)
     pieces = TiffPieces(path)
-    assert (pieces.piece_rows, pieces.piece_cols) == (128, 128)
+    assert (pieces.piece_rows, pieces.piece_cols) == piece
     model, grid = rotation(30)
     settings = WarpSettings(resampler="cubic")
     got = WarpReader(model, grid, pieces, settings).read_region(0, 0, grid.width, grid.height)
     ref = WarpReader(model, grid, ArrayPieces(IMG), settings).read_region(0, 0, grid.width, grid.height)
     assert np.array_equal(got, ref)
-    assert pieces.bytes_read == 16 * 128 * 128 * 3  # every tile once, uncompressed
+    if compression is None:
+        assert pieces.bytes_read == 16 * 128 * 128 * 3  # every tile once
+    pieces.close()
+
+
+def test_uncompressed_tile_pieces_at_the_edges_and_a_truncated_file(tmp_path: Path) -> None:
+    img = IMG[:300, :200]  # partial tiles on the right and at the bottom
+    path = tmp_path / "in.tif"
+    tifffile.imwrite(path, img, tile=(128, 128))
+    pieces = TiffPieces(path)
+    assert np.array_equal(pieces.read_piece(4, 1), img[256:300, 128:200])
+    assert np.array_equal(pieces.read_piece(3, 0), img[192:256, :128])
+    pieces.close()
+    with open(path, "r+b") as f:  # cut the last tile short
+        f.truncate(path.stat().st_size - 40000)
+    pieces = TiffPieces(path)
+    with pytest.raises(InputError, match="truncated"):
+        pieces.read_piece(4, 1)
     pieces.close()
 
 

@@ -103,8 +103,19 @@ def read_header(path: Path, options: BuildOptions) -> InputHeader:
         raise InputError(f"{path.name}: cannot read the image to warp ({exc})") from None
 
 
+#: Rows of the pieces an uncompressed TIFF tile is read in. A rotated warp needs a
+#: slanted band of each tile at a time; caching quarter tiles holds four times as
+#: many distinct places of the input in the same bytes (a 30° turn of 20000² read
+#: 1.23x the input through a 32 MiB cache in whole tiles, 1.1x in quarters).
+SUBTILE_ROWS = 64
+
+
 class TiffPieces:
-    """Tiles or strips of an 8-bit TIFF, read with ``pread`` and decoded by tifffile."""
+    """Tiles or strips of an 8-bit TIFF, read with ``pread`` and decoded by tifffile.
+
+    Uncompressed tiles are read in pieces of :data:`SUBTILE_ROWS` rows straight from
+    the file: their bytes are rows of the tile one after the other.
+    """
 
     def __init__(self, path: Path) -> None:
         self._tif, page = _tiff_page(path)
@@ -112,11 +123,17 @@ class TiffPieces:
             self._tif.close()
             raise ValueError("TIFF layout not read piecewise")
         self._page = page
+        self._name = path.name
         self.width = int(page.imagewidth)
         self.height = int(page.imagelength)
         self.bands = int(page.samplesperpixel)
+        #: Pieces a segment (tile or strip) is cut into, top to bottom.
+        self._split = 1
         if page.is_tiled:
             self.piece_rows, self.piece_cols = int(page.tilelength), int(page.tilewidth)
+            if page.compression == 1 and self.piece_rows % SUBTILE_ROWS == 0:
+                self._split = self.piece_rows // SUBTILE_ROWS
+                self.piece_rows = SUBTILE_ROWS
         else:
             self.piece_rows, self.piece_cols = min(int(page.rowsperstrip) or self.height, self.height), self.width
         self._across = -(-self.width // self.piece_cols)
@@ -125,18 +142,35 @@ class TiffPieces:
         self.bytes_read = 0
 
     def read_piece(self, prow: int, pcol: int) -> np.ndarray:
-        """Decode one tile or strip, clipped to the image."""
-        index = prow * self._across + pcol
+        """Decode one tile or strip (or read a piece of an uncompressed tile), clipped to
+        the image."""
+        index = (prow // self._split) * self._across + pcol
         rows = min(self.piece_rows, self.height - prow * self.piece_rows)
         cols = min(self.piece_cols, self.width - pcol * self.piece_cols)
         count = int(self._counts[index])
         if count == 0:  # sparse file: an empty tile reads as zeros
             return np.zeros((rows, cols, self.bands), np.uint8)
+        if self._split > 1:
+            return self._read_rows(index, prow % self._split, rows, cols)
         data = os.pread(self._fd, count, int(self._offsets[index]))
         self.bytes_read += len(data)
         seg, _, _ = self._page.decode(data, index, jpegtables=self._page.jpegtables)
         seg = seg.reshape(seg.shape[-3], seg.shape[-2], -1)
         return seg[:rows, :cols]
+
+    def _read_rows(self, index: int, part: int, rows: int, cols: int) -> np.ndarray:
+        """Rows of part ``part`` of uncompressed tile ``index``, from the file."""
+        row_bytes = self.piece_cols * self.bands
+        start = part * self.piece_rows * row_bytes
+        nbytes = rows * row_bytes
+        if start + nbytes > int(self._counts[index]):
+            raise InputError(f"{self._name}: tile {index} is shorter than its rows")
+        data = os.pread(self._fd, nbytes, int(self._offsets[index]) + start)
+        if len(data) < nbytes:
+            raise InputError(f"{self._name}: truncated in tile {index}")
+        self.bytes_read += len(data)
+        piece = np.frombuffer(data, np.uint8).reshape(rows, self.piece_cols, self.bands)
+        return piece[:, :cols]
 
     def close(self) -> None:
         """Close the file."""

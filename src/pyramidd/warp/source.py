@@ -108,7 +108,7 @@ def _settings(opts: Mapping[str, Any], options: BuildOptions) -> WarpSettings:
     fill = str(opts.get("fill") or default_fill(options))
     if fill not in ("alpha", "background"):
         raise OptionError(f"warp fill must be 'alpha' or 'background', got {fill!r}")
-    cache_mb = float(opts.get("cache_mb") or 64)
+    cache_mb = float(opts.get("cache_mb") or WarpSettings.cache_bytes / (1 << 20))
     if cache_mb <= 0:
         raise OptionError(f"the warp cache must be positive, got {cache_mb} MB")
     piece = opts.get("piece")
