@@ -16,7 +16,8 @@ Cases (``--cases``, comma-separated; the default is every case but ``flat``):
   ``vips dzsave --layout google --suffix .png``;
 - ``tms``: TMS 256 PNG, pyramidd vs ``gdal2tiles.py -p raster --processes=2`` (slow:
   gdal2tiles runs once; ``--no-gdal2tiles`` drops the case);
-- ``scaling``: DZI JPEG q85 with 1 worker vs 2;
+- ``scaling``: DZI JPEG q85 with 1 worker vs 2, and the machine's own scaling as a
+  control (1 vs 2 processes of a CPU-bound and of a memory-bound workload);
 - ``flat``: peak memory against image size for a region-read source: DZI 254/1 JPEG
   q85 from tiled TIFFs of each of ``--flat-sizes`` (default 16384 and 65536: the
   larger is 12 GiB on disk, written tile by tile, never whole in memory; its noise
@@ -32,8 +33,11 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
+import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -136,6 +140,32 @@ def run_case(name: str, commands: dict[str, list[str]], env: dict[str, dict[str,
         f"{tool} {' '.join(f'{m.wall:.1f}/{m.peak / MIB:.0f}' for m in r)}" for tool, r in runs.items()))
     print("  (ratio = pyramidd / tool; below 1 means pyramidd is faster or smaller)", flush=True)
     return results
+
+
+#: Workloads of the machine's own scaling control: one CPU-bound, one that streams
+#: memory (a tile build does both: encoding, and copies of pixels between buffers).
+CONTROLS = {
+    "zlib level 6 of 1 MiB, 60 times": (
+        "import os, zlib\nd = os.urandom(1 << 20)\nfor _ in range(60): zlib.compress(d, 6)"),
+    "numpy copy of 64 MiB, 60 times": (
+        "import numpy as np\na = np.ones(64 << 20, np.uint8); b = np.empty_like(a)\n"
+        "for _ in range(60): np.copyto(b, a)"),
+}
+
+
+def machine_scaling(n: int, repeat: int) -> None:
+    """Print how much work the machine itself does with ``n`` processes at once
+    against one: the ceiling of any build's speed-up from 1 to ``n`` workers here."""
+    for name, code in CONTROLS.items():
+        ratios = []
+        for _ in range(repeat):
+            one = measure([sys.executable, "-c", code]).wall
+            start = time.monotonic()
+            procs = [subprocess.Popen([sys.executable, "-c", code]) for _ in range(n)]
+            for p in procs:
+                p.wait()
+            ratios.append(n * one / (time.monotonic() - start))
+        print(f"  machine control, {name}: {n} processes do {statistics.median(ratios):.2f}x the work of one")
 
 
 def parse_cases(text: str, no_gdal2tiles: bool) -> list[str]:
@@ -262,6 +292,7 @@ def main() -> None:
             {}, out, args.repeat,
         )
         print(f"  speed-up from 1 to {w} workers: {one['pyramidd-1'].wall / one['pyramidd'].wall:.2f}x")
+        machine_scaling(int(w), args.repeat)
     if "flat" in cases:
         sizes = sorted(int(v) for v in args.flat_sizes.split(","))
         flat_case(work, out, sizes, w, args.flat_repeat)

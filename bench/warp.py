@@ -170,7 +170,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", type=int, default=20000)
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/pyramidd-bench-warp"))
-    ap.add_argument("--cache-mb", type=float, default=64, help="warp cache of the read case")
+    ap.add_argument("--cache-mb", type=float, default=32,
+                    help="warp cache of the read case (default: one build worker's)")
     ap.add_argument("--cases", default="build,read", help="build, read, or both (default)")
     ap.add_argument("--repeat", type=int, default=1, help="rounds; medians are shown (default 1)")
     ap.add_argument("--keep", action="store_true", help="keep the generated input and outputs")
