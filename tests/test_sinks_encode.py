@@ -189,3 +189,14 @@ def test_options_are_read() -> None:
 def test_bad_band_count_is_a_bug() -> None:
     with pytest.raises(ValueError):
         encoder("png").encode(np.zeros((4, 4, 5), np.uint8))
+
+
+@pytest.mark.parametrize("quality", [1, 50, 75, 85, 89, 90, 100])
+@pytest.mark.parametrize("shape", [(254, 254), (256, 130), (1, 1), (7, 300)])
+def test_rgb_jpeg_is_byte_for_byte_what_pillow_writes(quality: int, shape) -> None:
+    # RGB JPEG skips Pillow for speed; the files must not change for it.
+    pixels = np.random.default_rng(quality).integers(0, 256, (*shape, 3), np.uint8)
+    enc = TileEncoder("JPEG", quality=quality)
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, **enc.params())
+    assert enc.encode(pixels) == buf.getvalue()

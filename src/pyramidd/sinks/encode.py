@@ -17,9 +17,12 @@ Band rules, for 1 (L), 2 (LA), 3 (RGB) or 4 (RGBA) input bands:
 Padding (``size=`` larger than the pixels) fills with transparent black when the
 encoded tile has alpha, else with the background colour.
 
-JPEG and WebP go through Pillow; PNG through :mod:`pyramidd.sinks.png`, which
-filters the whole tile in numpy and deflates it once (Pillow's per-row adaptive
-filter made PNG encoding the largest part of an XYZ build).
+RGB JPEG goes to libjpeg-turbo through imagecodecs, straight from the array: the
+same library and settings as Pillow, byte for byte (tested), in half the time, since
+Pillow first copies every tile into its own 4-bytes-a-pixel image. Grey JPEG (whose
+headers Pillow writes a little differently) and WebP go through Pillow; PNG through
+:mod:`pyramidd.sinks.png`, which filters the whole tile in numpy and deflates it once
+(Pillow's per-row adaptive filter made PNG encoding the largest part of an XYZ build).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import io
 from dataclasses import dataclass
 from typing import Any
 
+import imagecodecs
 import numpy as np
 from PIL import Image
 
@@ -198,6 +202,10 @@ class TileEncoder:
         arr = self.prepare(pixels, size, at_bottom=at_bottom)
         if self.format == "PNG":
             return encode_png(arr, self.compress_level)
+        if self.format == "JPEG" and arr.shape[2] == 3:
+            full = self.quality >= JPEG_FULL_CHROMA_QUALITY
+            return bytes(imagecodecs.jpeg8_encode(
+                arr, level=self.quality, subsampling="444" if full else "420"))
         if arr.shape[2] == 1:
             arr = arr[:, :, 0]
         image = Image.fromarray(arr)
