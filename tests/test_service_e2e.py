@@ -429,7 +429,8 @@ def test_sigterm_past_the_deadline_checkpoints_and_the_next_start_finishes(env):
     e = env(stop_timeout=0.5, workers=1)
     e.drop.mkdir()
     svc = e.service.start()
-    y, x = np.mgrid[0:2400, 0:2400]
+    # Large enough that one worker is still building it 0.5 s after SIGTERM.
+    y, x = np.mgrid[0:4000, 0:4000]
     Image.fromarray(np.stack([x % 256, y % 256, x * 0], -1).astype(np.uint8)).save(e.root / "m.png")
     os.rename(e.root / "m.png", e.drop / "m.png")
     wait_until(lambda: svc.status()["jobs"], 60, "the job to start", interval=0.02)
@@ -441,7 +442,7 @@ def test_sigterm_past_the_deadline_checkpoints_and_the_next_start_finishes(env):
     svc.wait_group_gone()
     svc.start()
     wait_settled(e, done=1, timeout=120)
-    assert tile_files(e.out, "m") == dzi_tiles(2400, 2400, 64)
+    assert tile_files(e.out, "m") == dzi_tiles(4000, 4000, 64)
     assert [n for n in listing(e.out) if "staging" in n] == []
 
 
