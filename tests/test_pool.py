@@ -131,3 +131,14 @@ def test_a_worker_that_cannot_start_fails_entry_or_the_tasks_sent_to_it(monkeypa
                             await pool.run(worker.ping)
 
     anyio.run(main)
+
+
+def test_a_task_that_cannot_be_pickled_fails_without_holding_a_worker():
+    async def main():
+        async with WorkerPool(1) as pool:
+            with pytest.raises(Exception, match="pickle|lambda"):
+                await pool.run(lambda: None)
+            with anyio.fail_after(20):  # the only worker is free again
+                assert await pool.run(worker.ping) == pool.pids()[0]
+
+    anyio.run(main)

@@ -1,9 +1,9 @@
 """The C allocator's settings for render workers.
 
 A worker allocates and frees arrays of a few hundred KiB to tens of MiB for every
-tile it makes (quads, crops, encoder buffers). glibc serves the large ones with fresh
-``mmap`` s and gives the top of its heap back to the kernel as soon as a few hundred
-KiB are free, so the next tile faults in and zeroes the same pages again: on the
+tile it makes (quads, crops, encoder buffers). glibc serves the large ones with
+mappings of their own and gives the top of its heap back to the kernel as soon as a
+few hundred KiB are free, so the next tile faults in and zeroes the same pages again: on the
 virtual machines measured that was a tenth to a fifth of a DZI build's wall time.
 Keeping the large blocks on the heap and a pad of freed pages at its top reuses
 them instead; the cost is at most the pad in resident memory per worker (a few MiB

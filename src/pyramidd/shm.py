@@ -31,7 +31,7 @@ def segment_name(owner_pid: int | None = None) -> str:
 class Segment:
     """A named POSIX shared-memory segment mapped into this process.
 
-    What ``multiprocessing.Segment`` does, without its resource
+    What ``multiprocessing.shared_memory.SharedMemory`` does, without its resource
     tracker: that starts a tracker process (7 MiB) beside every process that touches a
     segment, only to be told to forget it again, since pyramidd tracks its segments by
     name (:func:`sweep`) and unlinks them itself.

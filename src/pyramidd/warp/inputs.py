@@ -106,7 +106,7 @@ def read_header(path: Path, options: BuildOptions) -> InputHeader:
 #: Rows of the pieces an uncompressed TIFF tile is read in. A rotated warp needs a
 #: slanted band of each tile at a time; caching quarter tiles holds four times as
 #: many distinct places of the input in the same bytes (a 30° turn of 20000² read
-#: 1.23x the input through a 32 MiB cache in whole tiles, 1.1x in quarters).
+#: 1.23x the input through a 32 MiB cache per worker in whole tiles, 1.16x in quarters).
 SUBTILE_ROWS = 64
 
 
