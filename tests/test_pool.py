@@ -142,3 +142,18 @@ def test_a_task_that_cannot_be_pickled_fails_without_holding_a_worker():
                 assert await pool.run(worker.ping) == pool.pids()[0]
 
     anyio.run(main)
+
+
+def read_env(name: str) -> str | None:
+    return os.environ.get(name)
+
+
+def test_workers_run_blas_on_one_thread_unless_told_otherwise(monkeypatch, tests_importable):
+    async def main():
+        async with WorkerPool(1) as pool:
+            return await pool.run(read_env, "OPENBLAS_NUM_THREADS")
+
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    assert anyio.run(main) == "1"
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "3")
+    assert anyio.run(main) == "3"

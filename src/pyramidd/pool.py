@@ -23,7 +23,7 @@ import sys
 from collections import deque
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import anyio
 from anyio.abc import TaskGroup
@@ -57,6 +57,14 @@ class _Worker:
     call: _Call | None = None
     pid: int | None = None
     start_error: BaseException | None = None
+
+
+def _worker_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """A worker's environment: the coordinator's, with numpy's BLAS on one thread
+    unless the user chose otherwise. Workers do no linear algebra worth a thread pool,
+    and OpenBLAS starts one thread per CPU in every process that imports numpy
+    (tens of milliseconds of every worker's start)."""
+    return {"OPENBLAS_NUM_THREADS": "1", **environ}
 
 
 def _wait(process: subprocess.Popen[bytes], timeout: float) -> None:
@@ -152,7 +160,8 @@ class WorkerPool:
         )
         args = [str(child.fileno()), str(index), ",".join(self.disabled_plugins)]
         process = subprocess.Popen(
-            [sys.executable, "-c", code, *args], pass_fds=[child.fileno()], close_fds=True
+            [sys.executable, "-c", code, *args], pass_fds=[child.fileno()], close_fds=True,
+            env=_worker_env(os.environ),
         )
         child.close()
         w = _Worker(index, process, os.pidfd_open(process.pid), Connection(parent.detach()))
