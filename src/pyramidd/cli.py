@@ -112,17 +112,8 @@ def build_options(args: argparse.Namespace) -> BuildOptions:
     )
 
 
-def cmd_build(args: argparse.Namespace) -> int:
-    """Run one build, with a progress bar on a terminal and one summary line at the end."""
-    import anyio
-
-    from .engine import build
-    from .pool import WorkerPool
-
-    if not args.input.exists():
-        raise InputError(f"{args.input}: no such file")
-    if args.input.is_dir():
-        raise InputError(f"{args.input}: is a folder, not a file")
+def _build_options_of(args: argparse.Namespace) -> BuildOptions:
+    """The checked options of ``pyramidd build``; a plugin picks the layout if none is given."""
     if args.layout is None:
         from . import plugins
 
@@ -130,12 +121,30 @@ def cmd_build(args: argparse.Namespace) -> int:
         args.layout = hook.pyramidd_choose_layout(path=args.input, options=vars(args).copy())
     options = build_options(args)
     options.check()
+    return options
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    """Run one build, with a progress bar on a terminal and one summary line at the end."""
+    import anyio
+
+    from .pool import WorkerPool
+
+    if not args.input.exists():
+        raise InputError(f"{args.input}: no such file")
+    if args.input.is_dir():
+        raise InputError(f"{args.input}: is a folder, not a file")
     bar = ProgressBar()
 
     async def main() -> dict[str, Any]:
-        # Not waiting for the workers to start: the input is opened while they import.
-        async with WorkerPool(options.workers, disabled_plugins=args.disable_plugin,
+        # The workers are started first and not waited for: they import numpy, Pillow
+        # and the plugins (about 0.3 s) while this process does the same, reads the
+        # options and opens the input. Tasks queue behind a worker still starting.
+        async with WorkerPool(args.workers, disabled_plugins=args.disable_plugin,
                               wait_started=False) as pool:
+            from .engine import build
+
+            options = _build_options_of(args)
             summary = await build(args.input, args.output, options, pool=pool, progress=bar)
             return summary.as_dict()
 
