@@ -393,3 +393,20 @@ def test_random_layouts_and_regions(tmp_path, data, height, width, bands, sixtee
             assert np.array_equal(reader.read_region(x, y, w, h), want[y : y + h, x : x + w])
     finally:
         reader.close()
+
+
+def test_segment_table_leaves_the_page_and_reads_still_work(tmp_path: Path) -> None:
+    # tifffile's tuples of Python ints are what grew a worker from 16k² to 64k²; the
+    # reader keeps int64 arrays and the page gives its tuples up.
+    img = np.random.default_rng(3).integers(0, 256, (300, 500, 3), np.uint8)
+    path = tmp_path / "t.tif"
+    tifffile.imwrite(path, img, tile=(64, 64), compression="zlib")
+    with tifffile.TiffFile(path) as tif:
+        want = list(tif.pages.first.dataoffsets), list(tif.pages.first.databytecounts)
+    source = TIFF.probe(path, BuildOptions())
+    reader = TiffReader(source.path, source.conversion)
+    assert reader._page.dataoffsets == () and reader._page.databytecounts == ()
+    assert reader._offsets.dtype == np.int64
+    assert (reader._offsets.tolist(), reader._counts.tolist()) == want
+    assert np.array_equal(reader.read_region(37, 11, 400, 250), img[11:261, 37:437])
+    reader.close()
