@@ -157,3 +157,36 @@ def test_workers_run_blas_on_one_thread_unless_told_otherwise(monkeypatch, tests
     assert anyio.run(main) == "1"
     monkeypatch.setenv("OPENBLAS_NUM_THREADS", "3")
     assert anyio.run(main) == "3"
+
+
+#: Modules of formats a DZI build from a TIFF does not use.
+UNUSED_BY_A_TIFF_DZI = ("pyramidd.warp.source", "pyramidd.sources.pillow",
+                        "pyramidd.sources.npy", "pyramidd.sinks.tms", "pyramidd.sinks.xyz",
+                        "pyramidd.viewer.listing", "pyramidd.graph.sources")
+
+
+def imported(names: tuple[str, ...]) -> list[str]:
+    import sys
+
+    return [name for name in names if name in sys.modules]
+
+
+def test_a_worker_imports_only_the_formats_its_builds_use(tmp_path, tests_importable):
+    """Every worker loads every plugin, the built-in formats included, but imports a
+    format's module only when a task unpickles its source or sink: a worker starts
+    in about half the time it took when it registered every format at start."""
+    from pyramidd import engine
+    from pyramidd.options import BuildOptions
+    from pyramidd.testing import gradient, write_image
+
+    source = write_image(tmp_path / "in.tif", gradient(600, 400, 3))
+
+    async def main():
+        async with WorkerPool(1) as pool:
+            used = ("pyramidd.sources.tiff", "pyramidd.sinks.dzi")
+            assert await pool.run(imported, UNUSED_BY_A_TIFF_DZI + used) == []
+            await engine.build(source, tmp_path / "out" / "x", BuildOptions(), pool=pool)
+            assert await pool.run(imported, UNUSED_BY_A_TIFF_DZI + used) == list(used)
+
+    anyio.run(main)
+    assert (tmp_path / "out" / "x.dzi").is_file()

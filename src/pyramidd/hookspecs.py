@@ -44,8 +44,9 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 def pyramidd_register(registry: Registry) -> None:
     """Add the formats this plugin provides to ``registry``.
 
-    Runs in the coordinator **and** in every render worker, once, when that
-    process builds its plugin manager. Call ``registry.add_source(...)``,
+    Runs in the coordinator **and** in a render worker, once per process, the
+    first time that process looks a format up: a worker does so only to find a
+    resampler that is not built in, so most never call it. Call ``registry.add_source(...)``,
     ``registry.add_sink(...)``, ``registry.add_resampler(...)`` (see
     :class:`pyramidd.plugins.Registry`). Must be cheap and free of side effects:
     no files opened, no threads started. Return value ignored.

@@ -7,6 +7,7 @@ plugin modules by import name; ``PYRAMIDD_TRACE_PLUGINS=1`` logs every hook call
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import sys
@@ -186,12 +187,20 @@ def publish_staged(
     staging.add_entries(name for names in added if names for name in names)
 
 
-@dataclass
 class Plugins:
-    """A process's plugin manager and the registry it filled."""
+    """A process's plugin manager and the registry its plugins fill.
 
-    pm: pluggy.PluginManager
-    registry: Registry
+    The registry is filled on first use: registering imports every format's module,
+    which a render worker, needing none of them to start, would pay for at every start.
+    """
+
+    def __init__(self, pm: pluggy.PluginManager) -> None:
+        self.pm = pm
+
+    @functools.cached_property
+    def registry(self) -> Registry:
+        """Formats registered by every plugin (see :func:`make_registry`)."""
+        return make_registry(self.pm)
 
 
 _loaded: dict[tuple[str, ...], Plugins] = {}
@@ -201,6 +210,5 @@ def load(disabled: Iterable[str] = ()) -> Plugins:
     """The plugins of this process (loaded once per set of disabled names)."""
     key = tuple(sorted(disabled))
     if key not in _loaded:
-        pm = make_manager(key)
-        _loaded[key] = Plugins(pm, make_registry(pm))
+        _loaded[key] = Plugins(make_manager(key))
     return _loaded[key]

@@ -180,7 +180,21 @@ def _source_notice(reader: Any, message: str) -> None:
     send_event({"notice": message, "worker": _worker_id, "counters": reader_counters(reader)})
 
 
+#: Entry-point name of the plugin that registers the built-in formats.
+BUILTIN_PLUGIN = "builtin"
+
+
 def _resampler(name: str) -> Any:
+    # Names are unique across plugins (the coordinator's registry, the same as this
+    # worker's, refuses a second "box"), so a built-in name is the built-in resampler
+    # unless that plugin is disabled; looking it up here spares the worker the
+    # registry, which imports every format.
+    if BUILTIN_PLUGIN not in _disabled:
+        from .resamplers import BUILTINS
+
+        for resampler in BUILTINS:
+            if resampler.name == name:
+                return resampler
     return plugin_loader.load(_disabled).registry.resampler(name)
 
 

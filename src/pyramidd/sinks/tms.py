@@ -13,8 +13,8 @@ with transparent padding, as gdal2tiles' PNG tiles do; JPEG pads with the backgr
 from __future__ import annotations
 
 from dataclasses import dataclass
+from html import escape
 from pathlib import Path
-from xml.sax.saxutils import escape
 
 from ..formats import LayoutRules, Source
 from ..grid import Grid
@@ -51,7 +51,8 @@ def tilemapresource(grid: Grid, suffix: str, title: str) -> str:
     """
     maxzoom = grid.top - grid.min_level
     text = _HEAD.format(
-        title=escape(title, {'"': "&quot;"}),
+        # html's escape, not xml.sax's: the same text, without importing urllib.
+        title=escape(title, quote=False).replace('"', "&quot;"),
         west=0.0,
         south=-float(grid.height),
         east=float(grid.width),

@@ -2,11 +2,12 @@
 
 ``tiff`` and ``npy`` recognise their files by signature; ``pillow`` (priority -1) takes
 whatever else Pillow opens. Their pixels all convert by the rule in
-:mod:`pyramidd.sources.convert`.
+:mod:`pyramidd.sources.convert`. The formats are imported on first use of these names
+(see :mod:`pyramidd.lazy`).
 """
 
-from .npy import NPY
-from .pillow import PILLOW
-from .tiff import TIFF
+from ..lazy import exports
 
-BUILTINS: tuple = (TIFF, NPY, PILLOW)
+_FORMATS = {"TIFF": "tiff", "NPY": "npy", "PILLOW": "pillow"}
+__all__ = ["BUILTINS", *_FORMATS]
+__getattr__ = exports(__name__, _FORMATS, all_as="BUILTINS")

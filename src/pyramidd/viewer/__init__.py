@@ -19,10 +19,18 @@ from pathlib import Path
 
 from ..grid import Grid
 from ..hookspecs import hookimpl
+from ..lazy import exports
 from ..options import BuildOptions
 from .assets import ViewerAssetsMissing
-from .listing import find_pyramids, listing_html
-from .pages import GRAPH_LAYOUTS, Page, dzi_page, map_page, page_for, write_dzi_page, write_page
+
+# Every process loads this plugin, render workers included, and most never write a
+# page or a listing: the modules that do are imported on first use.
+_LAZY = {
+    "find_pyramids": "listing", "listing_html": "listing", "Page": "pages",
+    "dzi_page": "pages", "map_page": "pages", "page_for": "pages",
+    "write_dzi_page": "pages", "write_page": "pages",
+}
+__getattr__ = exports(__name__, _LAZY)
 
 __all__ = [
     "Page", "ViewerAssetsMissing", "dzi_page", "find_pyramids", "listing_html", "map_page",
@@ -41,6 +49,8 @@ def pyramidd_output_staged(
     A missing viewer library is logged and the pyramid is published without a page:
     the tiles are what the user asked for.
     """
+    from .pages import GRAPH_LAYOUTS, page_for, write_page
+
     if options.extra.get("viewer", True) in (False, "false", "no", "0"):
         return None
     if grid is None and layout not in GRAPH_LAYOUTS:
