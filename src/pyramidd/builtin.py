@@ -16,5 +16,5 @@ def pyramidd_register(registry) -> None:  # type: ignore[no-untyped-def]
         registry.add_resampler(resampler)
     for sink in sinks.BUILTINS:
         registry.add_sink(sink)
-    registry.add_source(__import__("pyramidd.warp", fromlist=["FORMAT"]).FORMAT)  # GCP warp
+    registry.add_source(__import__("pyramidd.warp.format", fromlist=["FORMAT"]).FORMAT)  # GCP warp
     __import__("pyramidd.graph.plugin", fromlist=["register"]).register(registry)  # graph formats

@@ -8,11 +8,15 @@
 - :mod:`.cache` is the bounded LRU of input pieces and the thrash detector;
 - :mod:`.inputs` reads the input raster in pieces;
 - :mod:`.reader` warps output regions in a render worker;
-- :mod:`.source` is the ``warp`` source format registered with the other built-ins.
+- :mod:`.format` is the ``warp`` source format registered with the other built-ins,
+  which finds GCPs; :mod:`.source` makes the warp of an input that has them.
 
-See ``docs/warp.md``.
+See ``docs/warp.md``. The names below are imported on first use (every build probes
+for GCPs; few inputs have them).
 """
 
-from .source import FORMAT, WarpFormat, WarpSource
+from ..lazy import exports
 
-__all__ = ["FORMAT", "WarpFormat", "WarpSource"]
+_NAMES = {"FORMAT": "format", "WarpFormat": "format", "WarpSource": "source"}
+__all__ = list(_NAMES)
+__getattr__ = exports(__name__, _NAMES)

@@ -21,8 +21,8 @@ from ..errors import InputError, UnsupportedInput
 from ..formats import RegionReader, Source
 from ..options import BuildOptions
 from ..sources.tiff import segment_table
+from .geotiff import TIFF_SUFFIXES
 
-TIFF_SUFFIXES = (".tif", ".tiff")
 
 
 @dataclass(frozen=True)

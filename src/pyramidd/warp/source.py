@@ -18,7 +18,6 @@ as a plain image even if it has a sidecar).
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping
@@ -29,12 +28,14 @@ from ..errors import ImageTooLarge, OptionError
 from ..formats import Source
 from ..options import SUFFIXES, BuildOptions
 from .extent import OutputGrid, output_grid
-from .gcps import GCPError, GCPSet, find_sidecar_gcps, parse_gcp_xml, parse_inline, read_gcp_file
-from .geotiff import read_geotiff_gcps
-from .inputs import TIFF_SUFFIXES, InputHeader, open_pieces, read_header
+from .format import FORMAT, WarpFormat
+from .gcps import GCPError, GCPSet
+from .inputs import InputHeader, open_pieces, read_header
 from .model import Fit, PolynomialModel, fit, format_residuals
 from .reader import WarpReader, WarpSettings, out_bands
 from .sample import KERNELS
+
+__all__ = ["FORMAT", "PreparedWarpSource", "WarpFormat", "WarpSource", "warp_source"]
 
 log = structlog.get_logger("pyramidd.warp")
 
@@ -124,98 +125,49 @@ def _settings(opts: Mapping[str, Any], options: BuildOptions) -> WarpSettings:
     )
 
 
-def _find_gcps(path: Path, opts: Mapping[str, Any]) -> tuple[GCPSet | None, Path]:
-    """GCPs for ``path`` and the raster their pixels refer to.
-
-    The first that has GCPs wins: the ``gcps`` option; a VRT's own ``GCPList``;
-    the sidecars (:func:`~.gcps.sidecars`, in order); tiepoints embedded in a
-    GeoTIFF. Embedded GCPs come last as in GDAL, where a ``.aux.xml`` overrides the
-    file's own georeferencing, so a sidecar can correct a file without rewriting it.
-    """
-    spec = opts.get("gcps")
-    found: GCPSet | None
-    if spec is not None and not isinstance(spec, (str, os.PathLike)):
-        found = parse_inline(spec, "warp gcps")
-    elif spec is not None:
-        found = read_gcp_file(Path(spec))
-    elif path.suffix.lower() == ".vrt" and path.is_file():
-        found = parse_gcp_xml(path.read_text(encoding="utf-8-sig"), path.name, base=path.parent)
-    else:
-        found = find_sidecar_gcps(path)
-        if found is None and path.suffix.lower() in TIFF_SUFFIXES and path.is_file():
-            found = read_geotiff_gcps(path)
-    raster = path
-    if path.suffix.lower() == ".vrt":
-        vrt = parse_gcp_xml(path.read_text(encoding="utf-8-sig"), path.name, base=path.parent)
-        if vrt is None or vrt.raster is None:
-            raise GCPError(f"{path.name}: a VRT without GCPs; warp the raster it points to instead")
-        raster = vrt.raster
-    return found, raster
-
-
-class WarpFormat:
-    """Rectify an image with ground control points (polynomial warp, like gdalwarp -order N)."""
-
-    name = "warp"
-    #: Asked before every reader of plain rasters (built-in or specialised), which
-    #: would open the same file unwarped; it declines files without GCPs.
-    priority = 100
-
-    def probe(self, path: Path, options: BuildOptions) -> WarpSource | None:
-        """A :class:`WarpSource` when ``path`` has GCPs, else None. Runs in the coordinator."""
-        raw = options.extra.get("warp")
-        if raw is False:
-            return None
-        opts: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
-        gset, raster = _find_gcps(Path(path), opts)
-        if gset is None:
-            if opts.get("order") is not None or opts.get("output_size") is not None:
-                log.warning(
-                    "warp.no_gcps", input=str(path),
-                    note="warp options given but no GCPs found: building the image unwarped; "
-                    "give --gcps or put IMAGE.points beside it",
-                )
-            return None
-        order = opts.get("order")
-        if order is not None and int(order) not in (1, 2, 3):
-            raise OptionError(f"--order must be 1, 2 or 3, got {order}")
-        settings = _settings(opts, options)
-        header = read_header(raster, options)
-        result = fit(gset.gcps, None if order is None else int(order))
-        log.info(
-            "warp.gcps", origin=gset.origin, input=str(raster), order=result.model.order,
-            gcps=len(result.gcps), disabled=len(gset.gcps) - len(result.gcps),
-            rms=round(result.rms, 4),
+def warp_source(
+    gset: GCPSet, raster: Path, opts: Mapping[str, Any], options: BuildOptions
+) -> WarpSource:
+    """The :class:`WarpSource` for ``raster`` warped through ``gset``: fits the model,
+    logs every GCP's residual and lays out the output grid (:meth:`.format.WarpFormat.probe`
+    calls it once it has found GCPs)."""
+    order = opts.get("order")
+    if order is not None and int(order) not in (1, 2, 3):
+        raise OptionError(f"--order must be 1, 2 or 3, got {order}")
+    settings = _settings(opts, options)
+    header = read_header(raster, options)
+    result = fit(gset.gcps, None if order is None else int(order))
+    log.info(
+        "warp.gcps", origin=gset.origin, input=str(raster), order=result.model.order,
+        gcps=len(result.gcps), disabled=len(gset.gcps) - len(result.gcps),
+        rms=round(result.rms, 4),
+    )
+    for g, r in zip(result.gcps, result.residuals):
+        log.info("warp.residual", id=g.id, dx=round(r.dx, 4), dy=round(r.dy, 4),
+                 distance=round(r.distance, 4))
+    size = opts.get("output_size")
+    if size is not None and (int(size[0]) < 1 or int(size[1]) < 1):
+        raise OptionError(f"--output-size must be positive, got {size[0]}x{size[1]}")
+    try:
+        grid = output_grid(result.model, header.width, header.height,
+                           None if size is None else (int(size[0]), int(size[1])))
+    except ValueError as exc:
+        raise GCPError(f"{gset.origin}: {exc}; check the GCPs") from None
+    if grid.width * grid.height > options.max_pixels:
+        raise ImageTooLarge(
+            f"the warped image would be {grid.width}x{grid.height} pixels, over the limit of "
+            f"{options.max_pixels}; give a smaller --output-size"
         )
-        for g, r in zip(result.gcps, result.residuals):
-            log.info("warp.residual", id=g.id, dx=round(r.dx, 4), dy=round(r.dy, 4),
-                     distance=round(r.distance, 4))
-        size = opts.get("output_size")
-        if size is not None and (int(size[0]) < 1 or int(size[1]) < 1):
-            raise OptionError(f"--output-size must be positive, got {size[0]}x{size[1]}")
-        try:
-            grid = output_grid(result.model, header.width, header.height,
-                               None if size is None else (int(size[0]), int(size[1])))
-        except ValueError as exc:
-            raise GCPError(f"{gset.origin}: {exc}; check the GCPs") from None
-        if grid.width * grid.height > options.max_pixels:
-            raise ImageTooLarge(
-                f"the warped image would be {grid.width}x{grid.height} pixels, over the limit of "
-                f"{options.max_pixels}; give a smaller --output-size"
-            )
-        cls = PreparedWarpSource if hasattr(header.source, "prepare") else WarpSource
-        return cls(
-            input_path=str(raster),
-            header=header,
-            model=result.model,
-            grid=grid,
-            settings=settings,
-            fit=result,
-            gcp_origin=gset.origin,
-            width=grid.width,
-            height=grid.height,
-            bands=out_bands(header.bands, settings.fill),
-        )
-
-
-FORMAT = WarpFormat()
+    cls = PreparedWarpSource if hasattr(header.source, "prepare") else WarpSource
+    return cls(
+        input_path=str(raster),
+        header=header,
+        model=result.model,
+        grid=grid,
+        settings=settings,
+        fit=result,
+        gcp_origin=gset.origin,
+        width=grid.width,
+        height=grid.height,
+        bands=out_bands(header.bands, settings.fill),
+    )
