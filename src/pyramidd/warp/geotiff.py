@@ -21,6 +21,7 @@ from .gcps import GCP, GCPSet
 
 #: Suffixes of the files whose tags are searched for tiepoints.
 TIFF_SUFFIXES = (".tif", ".tiff")
+
 MODEL_TIEPOINT = 33922
 MODEL_PIXEL_SCALE = 33550
 MODEL_TRANSFORMATION = 34264

@@ -24,7 +24,6 @@ from ..sources.tiff import segment_table
 from .geotiff import TIFF_SUFFIXES
 
 
-
 @dataclass(frozen=True)
 class InputHeader:
     """Size and bands of the input, and the plugin source that reads it (if any)."""
