@@ -30,7 +30,6 @@ class Plan:
     subtrees: tuple[TileKey, ...]
 
 
-
 def work_units(grid: Grid, level: int) -> float:
     """Subtrees of ``level`` counted by the share of a whole one they cover.
 
