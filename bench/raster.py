@@ -17,7 +17,8 @@ Cases (``--cases``, comma-separated; the default is every case but ``flat``):
 - ``tms``: TMS 256 PNG, pyramidd vs ``gdal2tiles.py -p raster --processes=2`` (slow:
   gdal2tiles runs once; ``--no-gdal2tiles`` drops the case);
 - ``scaling``: DZI JPEG q85 with 1 worker vs 2, and the machine's own scaling as a
-  control (1 vs 2 processes of a CPU-bound and of a memory-bound workload);
+  control (1 vs 2 processes of a CPU-bound and of a memory-bound workload, of JPEG
+  encoding, and of two whole one-worker builds at once);
 - ``flat``: peak memory against image size for a region-read source: DZI 254/1 JPEG
   q85 from tiled TIFFs of each of ``--flat-sizes`` (default 16384 and 65536: the
   larger is 12 GiB on disk, written tile by tile, never whole in memory; its noise
@@ -114,7 +115,7 @@ def ensure_space(folder: Path, need: int) -> None:
 
 
 #: Runs of each case per round whose output stays on disk until the bench ends.
-OUTPUT_RUNS = {"dzi": 2, "jpeg": 2, "xyz": 2, "tms": 2, "scaling": 2}
+OUTPUT_RUNS = {"dzi": 2, "jpeg": 2, "xyz": 2, "tms": 2, "scaling": 5}
 
 #: Stands for the output folder in a command: each run writes into a new one.
 OUT = "{out}"
@@ -133,6 +134,32 @@ def fresh_folder(out: Path) -> Path:
     dest = out / f"run{sum(1 for _ in out.iterdir())}"
     dest.mkdir()
     return dest
+
+
+#: Creating an empty file takes 0.03-0.08 ms on the disks here when no recent
+#: deletion is in the way (see :func:`fresh_folder`).
+QUIET_CREATE_MS = 0.15
+
+
+def wait_for_quiet_disk(out: Path, files: int = 500, tries: int = 10) -> None:
+    """Wait until creating files in ``out`` is quick, checking every 30 s.
+
+    Files deleted shortly before (the previous bench's outputs, say) make every new
+    file slow for up to five minutes on ext4 without a journal; a bench started then
+    would measure that. The probe's files stay until the bench ends.
+    """
+    for attempt in range(tries):
+        dest = fresh_folder(out)
+        began = time.perf_counter()
+        for i in range(files):
+            os.close(os.open(dest / f"{i}", os.O_WRONLY | os.O_CREAT, 0o644))
+        per_file = (time.perf_counter() - began) * 1000 / files
+        if per_file <= QUIET_CREATE_MS:
+            return
+        print(f"creating a file in {out} takes {per_file:.2f} ms (files deleted lately?): "
+              f"waiting 30 s ({attempt + 1}/{tries})", flush=True)
+        time.sleep(30)
+    print("creating files is still slow: the figures below include it", flush=True)
 
 
 def run_case(name: str, commands: dict[str, list[str]], env: dict[str, dict[str, str]],
@@ -180,19 +207,42 @@ CONTROLS = {
 }
 
 
-def machine_scaling(n: int, repeat: int) -> None:
+def work_at_once(cmd: list[str], n: int, repeat: int, out: Path) -> float:
+    """Median over ``repeat`` rounds of how much work ``n`` copies of ``cmd`` running
+    at once do against one alone (``n`` if nothing they share slows them down).
+
+    :data:`OUT` in ``cmd`` becomes a new folder for each copy.
+    """
+    def start() -> subprocess.Popen[bytes]:
+        dest = str(fresh_folder(out)) if any(OUT in a for a in cmd) else ""
+        return subprocess.Popen([a.replace(OUT, dest) for a in cmd],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    ratios = []
+    for _ in range(repeat):
+        began = time.monotonic()
+        start().wait()
+        one = time.monotonic() - began
+        began = time.monotonic()
+        for p in [start() for _ in range(n)]:
+            p.wait()
+        ratios.append(n * one / (time.monotonic() - began))
+    return statistics.median(ratios)
+
+
+def machine_scaling(n: int, repeat: int, build: list[str], out: Path) -> None:
     """Print how much work the machine itself does with ``n`` processes at once
-    against one: the ceiling of any build's speed-up from 1 to ``n`` workers here."""
+    against one: the ceiling of any build's speed-up from 1 to ``n`` workers here.
+
+    Besides the fixed workloads of :data:`CONTROLS`, ``build`` (a one-worker build) is
+    run ``n`` times at once: a speed-up with no coordination, no shared work and no
+    idle worker, only the machine's own limits.
+    """
     for name, code in CONTROLS.items():
-        ratios = []
-        for _ in range(repeat):
-            one = measure([sys.executable, "-c", code]).wall
-            start = time.monotonic()
-            procs = [subprocess.Popen([sys.executable, "-c", code]) for _ in range(n)]
-            for p in procs:
-                p.wait()
-            ratios.append(n * one / (time.monotonic() - start))
-        print(f"  machine control, {name}: {n} processes do {statistics.median(ratios):.2f}x the work of one")
+        ratio = work_at_once([sys.executable, "-c", code], n, repeat, out)
+        print(f"  machine control, {name}: {n} processes do {ratio:.2f}x the work of one")
+    ratio = work_at_once(build, n, repeat, out)
+    print(f"  build control, {n} one-worker builds at once: {ratio:.2f}x the work of one")
 
 
 def parse_cases(text: str, no_gdal2tiles: bool) -> list[str]:
@@ -254,6 +304,7 @@ def main() -> None:
     if out.exists():  # left by an interrupted run
         shutil.rmtree(out)
     out.mkdir()
+    wait_for_quiet_disk(out)
     w = str(args.workers)
     vips_env = {"VIPS_CONCURRENCY": w}
     src = work / f"in{args.size}.tif"
@@ -326,7 +377,7 @@ def main() -> None:
             {}, out, args.repeat,
         )
         print(f"  speed-up from 1 to {w} workers: {one['pyramidd-1'].wall / one['pyramidd'].wall:.2f}x")
-        machine_scaling(int(w), args.repeat)
+        machine_scaling(int(w), args.repeat, pyramidd(src, "--quality", "85", workers="1"), out)
     if "flat" in cases:
         sizes = sorted(int(v) for v in args.flat_sizes.split(","))
         flat_case(work, out, sizes, w, args.flat_repeat)
