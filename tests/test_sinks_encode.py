@@ -191,6 +191,22 @@ def test_bad_band_count_is_a_bug() -> None:
         encoder("png").encode(np.zeros((4, 4, 5), np.uint8))
 
 
+@pytest.mark.parametrize("view", ["crop", "flipped", "padded"])
+def test_rgb_jpeg_of_a_view_is_the_jpeg_of_its_copy(view: str, monkeypatch) -> None:
+    # A DZI tile is a crop of its quad (a TMS tile also flipped), encoded without a copy.
+    region = np.random.default_rng(7).integers(0, 256, (40, 50, 3), np.uint8)
+    pixels = region[3:30, 5:41]
+    if view == "flipped":
+        pixels = pixels[::-1]
+    enc = TileEncoder("JPEG", quality=85)
+    size = (48, 32) if view == "padded" else None
+    expected = enc.encode(enc.prepare(pixels.copy(), size))
+    if size is None:
+        monkeypatch.setattr(TileEncoder, "prepare", None)  # the view must go in as it is
+    assert enc.encode(pixels, size) == expected
+    assert as_array(decode(enc.encode(pixels, size))).shape == ((32, 48, 3) if size else (27, 36, 3))
+
+
 @pytest.mark.parametrize("quality", [1, 50, 75, 85, 89, 90, 100])
 @pytest.mark.parametrize("shape", [(254, 254), (256, 130), (1, 1), (7, 300)])
 def test_rgb_jpeg_is_byte_for_byte_what_pillow_writes(quality: int, shape) -> None:

@@ -74,6 +74,12 @@ def flatten(pixels: np.ndarray, background: tuple[int, ...]) -> np.ndarray:
     return out.astype(np.uint8)
 
 
+def _rgb_rows(pixels: np.ndarray) -> bool:
+    """RGB bytes whose rows each lie in one run of memory (rows may be apart)."""
+    return (pixels.ndim == 3 and pixels.shape[2] == 3 and pixels.dtype == np.uint8
+            and pixels.strides[1:] == (3, 1))
+
+
 @dataclass(frozen=True)
 class TileEncoder:
     """How the tiles of one build become bytes. Plain data: pickled to render workers.
@@ -199,7 +205,12 @@ class TileEncoder:
         at_bottom: bool = False,
     ) -> bytes:
         """The tile file's bytes; ``size`` and ``at_bottom`` as for :meth:`prepare`."""
-        arr = self.prepare(pixels, size, at_bottom=at_bottom)
+        if self.format == "JPEG" and _rgb_rows(pixels) and size in (None, pixels.shape[1::-1]):
+            # libjpeg reads the tile through a pointer per row: a crop of a larger region
+            # (or a flipped one) goes in as it lies, without the copy prepare() makes.
+            arr = pixels
+        else:
+            arr = self.prepare(pixels, size, at_bottom=at_bottom)
         if self.format == "PNG":
             return encode_png(arr, self.compress_level)
         if self.format == "JPEG" and arr.shape[2] == 3:
