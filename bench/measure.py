@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import time
@@ -73,3 +74,59 @@ def median(runs: list[Measurement]) -> Measurement:
         statistics.median(r.cpu for r in runs),
         int(statistics.median(r.peak for r in runs)),
     )
+
+
+def fresh_folder(out: Path) -> Path:
+    """A new, empty folder under ``out`` for one run's output.
+
+    Outputs are not deleted between runs but when the bench ends: on ext4 without a
+    journal, the kernel does not reuse an inode for one to five minutes after its file
+    is deleted, and every file created meanwhile first scans past the freed ones. With
+    the last run's tiles deleted just before (5,730 of a 16384² DZI), the scan took 0.7 ms of each new
+    tile's creation (perf: ``recently_deleted`` under ``ext4_create``), more than
+    encoding it, and charged the deletion to whichever tool ran next.
+    """
+    dest = out / f"run{sum(1 for _ in out.iterdir())}"
+    dest.mkdir()
+    return dest
+
+
+#: Creating an empty file takes 0.03-0.08 ms on the disks here when no recent
+#: deletion is in the way (see :func:`fresh_folder`).
+QUIET_CREATE_MS = 0.15
+
+
+def wait_for_quiet_disk(out: Path, files: int = 500, tries: int = 10) -> None:
+    """Wait until creating files in ``out`` is quick, checking every 30 s.
+
+    Files deleted shortly before (the previous bench's outputs, say) make every new
+    file slow for up to five minutes on ext4 without a journal; a bench started then
+    would measure that. The probe's files stay until the bench ends.
+    """
+    for attempt in range(tries):
+        dest = fresh_folder(out)
+        began = time.perf_counter()
+        for i in range(files):
+            os.close(os.open(dest / f"{i}", os.O_WRONLY | os.O_CREAT, 0o644))
+        per_file = (time.perf_counter() - began) * 1000 / files
+        if per_file <= QUIET_CREATE_MS:
+            return
+        print(f"creating a file in {out} takes {per_file:.2f} ms (files deleted lately?): "
+              f"waiting 30 s ({attempt + 1}/{tries})", flush=True)
+        time.sleep(30)
+    print("creating files is still slow: the figures below include it", flush=True)
+
+
+def start_outputs(out: Path) -> None:
+    """Make ``out`` the empty folder of every run's output, once creating files is quick."""
+    if out.exists():  # left by an interrupted run
+        shutil.rmtree(out)
+    out.mkdir()
+    wait_for_quiet_disk(out)
+
+
+def finish_outputs(out: Path) -> None:
+    """Delete every run's output under ``out`` (see :func:`fresh_folder`), made durable
+    at once so that ext4 without a journal holds the inodes back for one minute, not five."""
+    shutil.rmtree(out)
+    os.sync()

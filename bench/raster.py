@@ -46,7 +46,8 @@ import numpy as np
 import tifffile
 
 sys.path.insert(0, str(Path(__file__).parent))
-from measure import Measurement, code_version, measure, median  # noqa: E402
+from measure import (  # noqa: E402
+    Measurement, code_version, finish_outputs, fresh_folder, measure, median, start_outputs)
 
 MIB = 1 << 20
 GIB = 1 << 30
@@ -119,47 +120,6 @@ OUTPUT_RUNS = {"dzi": 2, "jpeg": 2, "xyz": 2, "tms": 2, "scaling": 5}
 
 #: Stands for the output folder in a command: each run writes into a new one.
 OUT = "{out}"
-
-
-def fresh_folder(out: Path) -> Path:
-    """A new, empty folder under ``out`` for one run's output.
-
-    Outputs are not deleted between runs but when the bench ends: on ext4 without a
-    journal, the kernel does not reuse an inode for one to five minutes after its file
-    is deleted, and every file created meanwhile first scans past the freed ones. With
-    the last run's 5,730 tiles deleted just before, that scan took 0.7 ms of each new
-    tile's creation (perf: ``recently_deleted`` under ``ext4_create``), more than
-    encoding it, and charged the deletion to whichever tool ran next.
-    """
-    dest = out / f"run{sum(1 for _ in out.iterdir())}"
-    dest.mkdir()
-    return dest
-
-
-#: Creating an empty file takes 0.03-0.08 ms on the disks here when no recent
-#: deletion is in the way (see :func:`fresh_folder`).
-QUIET_CREATE_MS = 0.15
-
-
-def wait_for_quiet_disk(out: Path, files: int = 500, tries: int = 10) -> None:
-    """Wait until creating files in ``out`` is quick, checking every 30 s.
-
-    Files deleted shortly before (the previous bench's outputs, say) make every new
-    file slow for up to five minutes on ext4 without a journal; a bench started then
-    would measure that. The probe's files stay until the bench ends.
-    """
-    for attempt in range(tries):
-        dest = fresh_folder(out)
-        began = time.perf_counter()
-        for i in range(files):
-            os.close(os.open(dest / f"{i}", os.O_WRONLY | os.O_CREAT, 0o644))
-        per_file = (time.perf_counter() - began) * 1000 / files
-        if per_file <= QUIET_CREATE_MS:
-            return
-        print(f"creating a file in {out} takes {per_file:.2f} ms (files deleted lately?): "
-              f"waiting 30 s ({attempt + 1}/{tries})", flush=True)
-        time.sleep(30)
-    print("creating files is still slow: the figures below include it", flush=True)
 
 
 def run_case(name: str, commands: dict[str, list[str]], env: dict[str, dict[str, str]],
@@ -301,10 +261,7 @@ def main() -> None:
     work = args.keep or Path(tempfile.mkdtemp(prefix="pyramidd-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     out = work / "out"
-    if out.exists():  # left by an interrupted run
-        shutil.rmtree(out)
-    out.mkdir()
-    wait_for_quiet_disk(out)
+    start_outputs(out)
     w = str(args.workers)
     vips_env = {"VIPS_CONCURRENCY": w}
     src = work / f"in{args.size}.tif"
@@ -381,10 +338,7 @@ def main() -> None:
     if "flat" in cases:
         sizes = sorted(int(v) for v in args.flat_sizes.split(","))
         flat_case(work, out, sizes, w, args.flat_repeat)
-    # The outputs of every run go now (see fresh_folder), made durable at once so that
-    # ext4 without a journal holds their inodes back for one minute, not five.
-    shutil.rmtree(out)
-    os.sync()
+    finish_outputs(out)
     if args.keep is None:
         shutil.rmtree(work)
 

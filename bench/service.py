@@ -40,8 +40,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from measure import Measurement, code_version, measure, median
-from raster import texture_image
+from measure import Measurement, code_version, finish_outputs, fresh_folder, measure, median, start_outputs
+from raster import ensure_space, texture_image
 
 from pyramidd.memory import descendants, tree_bytes
 from pyramidd.service.testing import ServiceProcess, pyramidd_command, write_config
@@ -96,8 +96,7 @@ def count_tiles(folder: Path) -> int:
 
 
 def run_service(root: Path, inputs: list[Path], workers: int, jobs: int, timeout: float) -> ServiceRun:
-    """Start the service in ``root``, drop ``inputs`` in, time until all are done."""
-    shutil.rmtree(root, ignore_errors=True)
+    """Start the service in ``root`` (a new folder), drop ``inputs`` in, time until all are done."""
     drop, staging = root / "drop", root / "staging"
     for folder in (drop, staging):
         folder.mkdir(parents=True)
@@ -173,19 +172,24 @@ def main() -> None:
           f" median of {args.repeat}", flush=True)
 
     w = str(args.workers)
-    out = work / "out"
-    vips_script = script(work / "vips.sh", [
-        ["vips", "dzsave", str(p), str(out / p.stem), "--tile-size", "254", "--overlap", "1",
-         "--suffix", ".jpg[Q=75]"] for p in inputs])
+    # Every round writes into new folders, all deleted at the end (see measure.fresh_folder).
+    runs = work / "runs"
+    start_outputs(runs)
+    # JPEG q75 tiles of these textures take about a fifth of the pixels' bytes.
+    outputs = 2 * args.repeat + (0 if args.no_oneshot else 1)
+    ensure_space(work, outputs * args.count * args.side * args.side * 3 // 5)
     service_runs: list[ServiceRun] = []
     vips_runs: list[Measurement] = []
     tiles: dict[str, int] = {}
     for round_ in range(args.repeat):
         print(f"round {round_ + 1}/{args.repeat} (load average {os.getloadavg()[0]:.2f})", flush=True)
-        service_runs.append(run_service(work / "service", inputs, args.workers, args.jobs, args.timeout))
-        tiles["service"] = count_tiles(work / "service" / "out")
-        shutil.rmtree(out, ignore_errors=True)
-        out.mkdir()
+        root = fresh_folder(runs)
+        service_runs.append(run_service(root, inputs, args.workers, args.jobs, args.timeout))
+        tiles["service"] = count_tiles(root / "out")
+        out = fresh_folder(runs)
+        vips_script = script(work / "vips.sh", [
+            ["vips", "dzsave", str(p), str(out / p.stem), "--tile-size", "254", "--overlap", "1",
+             "--suffix", ".jpg[Q=75]"] for p in inputs])
         vips_runs.append(measure(["sh", str(vips_script)], {"VIPS_CONCURRENCY": w}))
         tiles["vips"] = count_tiles(out)
         print(f"  service {service_runs[-1].measurement.wall:.2f} s, vips {vips_runs[-1].wall:.2f} s",
@@ -193,8 +197,7 @@ def main() -> None:
     oneshot = None
     if not args.no_oneshot:
         print(f"pyramidd build once per file (load average {os.getloadavg()[0]:.2f})", flush=True)
-        shutil.rmtree(out, ignore_errors=True)
-        out.mkdir()
+        out = fresh_folder(runs)
         oneshot = measure(["sh", str(script(work / "oneshot.sh", [
             [*pyramidd_command(), "build", str(p), str(out / p.stem), "--workers", w, "--quality", "75"]
             for p in inputs]))])
@@ -217,6 +220,7 @@ def main() -> None:
           f" vips walls {', '.join(f'{r.wall:.1f}' for r in vips_runs)} s")
     print(f"  tiles written: {', '.join(f'{k} {v}' for k, v in tiles.items())}")
     print("  (ratio = pyramidd / vips; below 1 means pyramidd is faster or smaller)")
+    finish_outputs(runs)
     if args.keep is None:
         shutil.rmtree(work)
 
