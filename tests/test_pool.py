@@ -133,6 +133,66 @@ def test_a_worker_that_cannot_start_fails_entry_or_the_tasks_sent_to_it(monkeypa
     anyio.run(main)
 
 
+def parent_of(pid: int) -> int:
+    return int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[1])
+
+
+def live(pid: int) -> bool:
+    try:
+        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_a_larger_pool_forks_its_workers_from_one_server():
+    async def main():
+        async with WorkerPool(3) as pool:
+            pids = pool.pids()
+            servers = {parent_of(pid) for pid in pids}
+            assert len(servers) == 1 and servers != {os.getpid()}
+            (server,) = servers
+            assert parent_of(server) == os.getpid()
+            assert sorted([await pool.run(worker.ping, worker=i) for i in range(3)]) == sorted(pids)
+            return [server, *pids]
+
+    started = anyio.run(main)
+    assert not any(live(pid) for pid in started)  # the pool took the server and workers along
+
+
+def test_a_forked_worker_that_dies_fails_its_task_and_is_forked_again():
+    async def main():
+        async with WorkerPool(2) as pool:
+            server = parent_of(pool.pids()[1])
+            with pytest.raises(errors.WorkerCrashed, match="killed by signal 9"):
+                await pool.run(os.kill, pool.pids()[1], signal.SIGKILL, worker=1)
+            assert pool.restarts == 1
+            with anyio.fail_after(20):
+                assert await pool.run(worker.ping, worker=1) == pool.pids()[1]
+            assert parent_of(pool.pids()[1]) == server
+
+    anyio.run(main)
+
+
+def test_when_the_fork_server_dies_its_workers_are_replaced_by_subprocesses(tests_importable):
+    async def main():
+        async with WorkerPool(2) as pool:
+            server = parent_of(pool.pids()[0])
+            with pytest.raises(errors.WorkerCrashed, match="killed by signal 9"):
+                # The task outlives the kill: its worker dies with the server.
+                await pool.run(fail_after_killing, server, worker=0)
+            with anyio.fail_after(20):
+                pids = [await pool.run(worker.ping, worker=i) for i in range(2)]
+            assert pids == pool.pids() and {parent_of(pid) for pid in pids} == {os.getpid()}
+            assert pool.restarts == 2
+
+    anyio.run(main)
+
+
+def fail_after_killing(pid: int) -> None:
+    os.kill(pid, signal.SIGKILL)
+    __import__("time").sleep(30)
+
+
 def test_a_task_that_cannot_be_pickled_fails_without_holding_a_worker():
     async def main():
         async with WorkerPool(1) as pool:
@@ -148,10 +208,11 @@ def read_env(name: str) -> str | None:
     return os.environ.get(name)
 
 
-def test_workers_run_blas_on_one_thread_unless_told_otherwise(monkeypatch, tests_importable):
+@pytest.mark.parametrize("size", [1, 2])
+def test_workers_run_blas_on_one_thread_unless_told_otherwise(monkeypatch, tests_importable, size):
     async def main():
-        async with WorkerPool(1) as pool:
-            return await pool.run(read_env, "OPENBLAS_NUM_THREADS")
+        async with WorkerPool(size) as pool:
+            return await pool.run(read_env, "OPENBLAS_NUM_THREADS", worker=size - 1)
 
     monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
     assert anyio.run(main) == "1"
@@ -182,6 +243,9 @@ def test_a_worker_imports_only_the_formats_its_builds_use(tmp_path, tests_import
     source = write_image(tmp_path / "in.tif", gradient(600, 400, 3))
 
     async def main():
+        async with WorkerPool(2) as forked:  # a fork server's workers import no more
+            for i in range(2):
+                assert await forked.run(imported, UNUSED_BY_A_TIFF_DZI, worker=i) == []
         async with WorkerPool(1) as pool:
             used = ("pyramidd.sources.tiff", "pyramidd.sinks.dzi")
             assert await pool.run(imported, UNUSED_BY_A_TIFF_DZI + used) == []

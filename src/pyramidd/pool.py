@@ -4,12 +4,16 @@ The engine only needs :meth:`WorkerPool.run` (run a picklable function in a work
 optionally a given one) and :attr:`WorkerPool.size`; a distributed executor can take
 the same tasks by offering the same two things.
 
-Each worker is a plain ``python -c`` subprocess (not multiprocessing's spawn, which
-re-imports the caller's ``__main__``) joined by a socket pair. The coordinator waits
-on the socket and on a pidfd of the process with ``anyio.wait_readable``, so nothing
-blocks the event loop.
+Each worker is joined to the coordinator by a socket pair. A pool of one worker
+starts it as a plain ``python -c`` subprocess (not multiprocessing's spawn, which
+re-imports the caller's ``__main__``); a larger pool starts one such process, the
+fork server (:mod:`pyramidd.forkserver`), and forks every worker from it, so the
+worker modules are imported once, not once per worker. The coordinator waits on the
+sockets, and on a pidfd of each process it started, with ``anyio.wait_readable``, so
+nothing blocks the event loop.
 A worker that dies fails the task it was running with :class:`WorkerCrashed` and
-is replaced; the pool keeps serving.
+is replaced; the pool keeps serving. If the fork server dies, its workers die with it
+and are replaced by plain subprocesses.
 """
 
 from __future__ import annotations
@@ -17,12 +21,14 @@ from __future__ import annotations
 import itertools
 import os
 import pickle
+import signal
 import socket
 import subprocess
 import sys
 from collections import deque
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
+from multiprocessing.reduction import sendfds
 from typing import Any, Callable, Mapping, Sequence
 
 import anyio
@@ -47,11 +53,73 @@ class _Call:
     abandoned: bool = False
 
 
+class _Forked:
+    """A worker started by the fork server: what the pool uses of a ``Popen``.
+
+    Its pid arrives in the server's answer (or the worker's own "ready"), its exit
+    code in the server's report.
+    """
+
+    def __init__(self) -> None:
+        self.pid: int | None = None
+        self.returncode: int | None = None
+        self.exited = anyio.Event()
+
+    def poll(self) -> int | None:
+        return self.returncode
+
+    def kill(self) -> None:
+        if self.pid is not None and self.returncode is None:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def ended(self, code: int | None) -> None:
+        if not self.exited.is_set():
+            self.returncode = code
+            self.exited.set()
+
+
+@dataclass
+class _ForkServer:
+    """The pool's side of :mod:`pyramidd.forkserver`."""
+
+    process: subprocess.Popen[bytes]
+    pidfd: int
+    conn: Connection
+    #: Workers asked for and not yet answered, in the order asked.
+    pending: deque[_Forked] = field(default_factory=deque)
+    #: Started workers that have not exited, by pid.
+    running: dict[int, _Forked] = field(default_factory=dict)
+    alive: bool = True
+
+    def handle(self, message: tuple[Any, ...]) -> None:
+        """Act on one message from the server."""
+        if message[0] == "started":
+            forked = self.pending.popleft()
+            forked.pid = message[1]
+            self.running[message[1]] = forked
+        elif message[0] == "exited":
+            forked = self.running.pop(message[1], None)
+            if forked is not None:
+                forked.ended(message[2])
+
+    def died(self) -> None:
+        """The server is gone, and its workers with it (their parent-death signal)."""
+        self.alive = False
+        for forked in [*self.pending, *self.running.values()]:
+            forked.ended(-signal.SIGKILL)
+        self.pending.clear()
+        self.running.clear()
+
+
 @dataclass
 class _Worker:
     index: int
-    process: subprocess.Popen[bytes]
-    pidfd: int
+    process: subprocess.Popen[bytes] | _Forked
+    #: Of a worker the pool started itself; a forked one is watched through the server.
+    pidfd: int | None
     conn: Connection
     ready: anyio.Event = field(default_factory=anyio.Event)
     call: _Call | None = None
@@ -72,6 +140,43 @@ def _wait(process: subprocess.Popen[bytes], timeout: float) -> None:
         process.wait(max(0.0, timeout))
     except subprocess.TimeoutExpired:
         pass
+
+
+def _close(conn: Connection) -> None:
+    """Close ``conn``, first waking the task that waits to read it: the number of a
+    closed socket is soon another's (a replacement worker's), which that task would
+    otherwise still be registered on."""
+    anyio.notify_closing(conn.fileno())
+    conn.close()
+
+
+async def _wait_exit(w: _Worker, timeout: float) -> None:
+    """Wait up to ``timeout`` seconds for worker ``w`` to exit."""
+    if isinstance(w.process, _Forked):
+        with anyio.move_on_after(max(0.0, timeout)):
+            await w.process.exited.wait()
+    else:
+        await anyio.to_thread.run_sync(_wait, w.process, timeout)
+
+
+#: ``python -c`` code of a process the pool starts; ``sys.argv[1]`` is its socket.
+_WORKER_CODE = ("import sys; from pyramidd.worker import main_from_fd; "
+                "main_from_fd(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3])")
+_SERVER_CODE = "import sys; from pyramidd.forkserver import main_from_fd; main_from_fd(int(sys.argv[1]))"
+
+
+def _start(code: str, args: list[str]) -> tuple[subprocess.Popen[bytes], Connection]:
+    """A ``python -c code`` process with the far end of a new socket pair as its first
+    argument, then ``args``; returns the process and the near end."""
+    parent, child = socket.socketpair()
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-c", code, str(child.fileno()), *args],
+            pass_fds=[child.fileno()], close_fds=True, env=_worker_env(os.environ),
+        )
+    finally:
+        child.close()
+    return process, Connection(parent.detach())
 
 
 class WorkerPool:
@@ -107,6 +212,7 @@ class WorkerPool:
         self._ids = itertools.count(1)
         self._tg: TaskGroup | None = None
         self._closing = False
+        self._server: _ForkServer | None = None
         #: Workers replaced after dying, for status and tests.
         self.restarts = 0
 
@@ -116,6 +222,8 @@ class WorkerPool:
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
         try:
+            if self.size > 1:
+                self._server = self._start_server()
             self._workers = [self._spawn(i) for i in range(self.size)]
             if self._wait_started:
                 for w in self._workers:
@@ -137,34 +245,43 @@ class WorkerPool:
                 pass
         deadline = anyio.current_time() + 5
         for w in self._workers:
-            await anyio.to_thread.run_sync(_wait, w.process, deadline - anyio.current_time())
+            await _wait_exit(w, deadline - anyio.current_time())
         for w in self._workers:
             if w.process.poll() is None:
                 w.process.kill()
-                await anyio.to_thread.run_sync(_wait, w.process, 5)
-            w.conn.close()
-            os.close(w.pidfd)
+                await _wait_exit(w, 5)
+            _close(w.conn)
+            if w.pidfd is not None:
+                os.close(w.pidfd)
+        if self._server is not None:
+            await self._stop_server(self._server)
         assert self._tg is not None
         self._tg.cancel_scope.cancel()
         await self._tg.__aexit__(None, None, None)
 
     def pids(self) -> list[int]:
-        """Process ids of the live workers."""
-        return [w.process.pid for w in self._workers if w.process.poll() is None]
+        """Process ids of the live workers (those whose pid is known yet)."""
+        return [w.process.pid for w in self._workers
+                if w.process.poll() is None and w.process.pid is not None]
+
+    def _start_server(self) -> _ForkServer:
+        process, conn = _start(_SERVER_CODE, [])
+        server = _ForkServer(process, os.pidfd_open(process.pid), conn)
+        assert self._tg is not None
+        self._tg.start_soon(self._read_server, server)
+        self._tg.start_soon(self._watch_server, server)
+        return server
 
     def _spawn(self, index: int) -> _Worker:
-        parent, child = socket.socketpair()
-        code = (
-            "import sys; from pyramidd.worker import main_from_fd; "
-            "main_from_fd(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3])"
-        )
-        args = [str(child.fileno()), str(index), ",".join(self.disabled_plugins)]
-        process = subprocess.Popen(
-            [sys.executable, "-c", code, *args], pass_fds=[child.fileno()], close_fds=True,
-            env=_worker_env(os.environ),
-        )
-        child.close()
-        w = _Worker(index, process, os.pidfd_open(process.pid), Connection(parent.detach()))
+        disabled = ",".join(self.disabled_plugins)
+        started = None
+        if self._server is not None and self._server.alive:
+            started = self._fork(self._server, index, disabled)
+        if started is None:
+            process, conn = _start(_WORKER_CODE, [str(index), disabled])
+            w = _Worker(index, process, os.pidfd_open(process.pid), conn)
+        else:
+            w = _Worker(index, started[0], None, started[1])
         if self._initializer is not None:
             # Queued ahead of any task on the same pipe, so it runs first.
             fn, args = self._initializer
@@ -173,6 +290,59 @@ class WorkerPool:
         self._tg.start_soon(self._read, w)
         self._tg.start_soon(self._watch, w)
         return w
+
+    @staticmethod
+    def _fork(server: _ForkServer, index: int, disabled: str) -> tuple[_Forked, Connection] | None:
+        """Ask the fork server for worker ``index``; ``None`` if it is gone."""
+        parent, child = socket.socketpair()
+        try:
+            server.conn.send((index, disabled))
+            with socket.fromfd(server.conn.fileno(), socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                sendfds(s, [child.fileno()])
+        except OSError:
+            parent.close()
+            return None
+        finally:
+            child.close()
+        forked = _Forked()
+        server.pending.append(forked)
+        return forked, Connection(parent.detach())
+
+    async def _read_server(self, server: _ForkServer) -> None:
+        while True:
+            try:
+                await anyio.wait_readable(server.conn.fileno())
+                while True:
+                    server.handle(server.conn.recv())
+                    if not server.conn.poll(0):
+                        break
+            except (EOFError, OSError, anyio.ClosedResourceError):
+                return
+
+    async def _watch_server(self, server: _ForkServer) -> None:
+        await anyio.wait_readable(server.pidfd)
+        if self._closing:
+            return
+        try:  # what it said before it died still counts
+            while server.conn.poll(0):
+                server.handle(server.conn.recv())
+        except (EOFError, OSError):
+            pass
+        server.died()
+
+    @staticmethod
+    async def _stop_server(server: _ForkServer) -> None:
+        try:
+            server.conn.send(None)
+        except OSError:
+            pass
+        await anyio.to_thread.run_sync(_wait, server.process, 5)
+        if server.process.poll() is None:
+            server.process.kill()
+            await anyio.to_thread.run_sync(_wait, server.process, 5)
+        _close(server.conn)
+        anyio.notify_closing(server.pidfd)
+        os.close(server.pidfd)
 
     # ------------------------------------------------------------------ messages
 
@@ -200,6 +370,8 @@ class WorkerPool:
         """Act on one message from worker ``w``."""
         if kind == "ready":
             w.pid = payload
+            if w.process.pid is None:  # forked: the server's answer may still be on its way
+                w.process.pid = payload
             w.ready.set()
         elif kind == "log":
             if self._on_log is not None:
@@ -230,11 +402,19 @@ class WorkerPool:
                 self._release(w.index)
 
     async def _watch(self, w: _Worker) -> None:
-        await anyio.wait_readable(w.pidfd)
-        code = w.process.wait()
+        if isinstance(w.process, _Forked):
+            await w.process.exited.wait()
+            code = w.process.returncode
+        else:
+            assert w.pidfd is not None
+            await anyio.wait_readable(w.pidfd)
+            code = w.process.wait()
         if self._closing:
             return
-        if not w.ready.is_set():
+        # A worker the fork server took along when it died is no start failure: it is
+        # replaced below like any worker that died.
+        orphaned = isinstance(w.process, _Forked) and not (self._server and self._server.alive)
+        if not w.ready.is_set() and not orphaned:
             self._start_failed(
                 w, PluginError(f"render worker {w.index} exited during start (exit code {code})")
             )
@@ -244,8 +424,9 @@ class WorkerPool:
         self.restarts += 1
         replacement = self._spawn(w.index)
         self._workers[w.index] = replacement
-        w.conn.close()
-        os.close(w.pidfd)
+        _close(w.conn)
+        if w.pidfd is not None:
+            os.close(w.pidfd)
         if call is not None:
             call.error = WorkerCrashed(
                 f"render worker {w.index} (pid {w.pid}) died ({how}) while working; "
