@@ -40,6 +40,26 @@ def test_build_prints_one_summary_line_and_no_progress_on_a_pipe(tmp_path, image
     assert (tmp_path / "out_files" / "9" / "1_1.jpg").exists()
 
 
+def test_the_summary_peak_counts_the_workers_of_a_build_shorter_than_a_sample(
+    tmp_path, image, monkeypatch
+):
+    from pyramidd import cli, memory
+
+    seen: list[int] = []
+    real = memory.descendants
+
+    def descendants(pid: int) -> list[int]:
+        found = real(pid)
+        seen.append(len(found))
+        return found
+
+    monkeypatch.setattr(memory, "descendants", descendants)
+    # The sampler's thread samples at the start (no worker yet) and not again in time.
+    monkeypatch.setattr(cli, "PeakSampler", lambda interval: memory.PeakSampler(interval=600))
+    assert cli.main(["build", str(image), str(tmp_path / "out"), "--workers", "2"]) == 0
+    assert max(seen) >= 3  # the coordinator and its workers
+
+
 def _bad_inputs(tmp: Path, image: Path) -> dict[str, tuple[list[str], str]]:
     empty = tmp / "empty.png"
     empty.write_bytes(b"")

@@ -148,6 +148,8 @@ def cmd_build(args: argparse.Namespace) -> int:
 
             options = _build_options_of(args)
             summary = await build(args.input, args.output, options, pool=pool, progress=bar)
+            # Once more with the workers alive: a build can end before the next sample.
+            memory.sample()
             return summary.as_dict()
 
     # Twice a second: one PSS sample of the tree costs about 15 ms of CPU in the

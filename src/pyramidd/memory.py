@@ -74,9 +74,13 @@ class PeakSampler:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="pyramidd-memory", daemon=True)
 
+    def sample(self) -> None:
+        """Take one sample now (besides the thread's, e.g. while workers still run)."""
+        self.peak = max(self.peak, tree_bytes(self.pid))
+
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.peak = max(self.peak, tree_bytes(self.pid))
+            self.sample()
             self._stop.wait(self.interval)
 
     def __enter__(self) -> "PeakSampler":
@@ -86,4 +90,4 @@ class PeakSampler:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
-        self.peak = max(self.peak, tree_bytes(self.pid))
+        self.sample()
