@@ -188,6 +188,20 @@ def test_when_the_fork_server_dies_its_workers_are_replaced_by_subprocesses(test
     anyio.run(main)
 
 
+@pytest.mark.parametrize("wait_started", [True, False])
+def test_a_pool_whose_fork_server_dies_at_once_starts_plain_workers(monkeypatch, wait_started):
+    # A server that exits before serving: the workers asked of it are started the plain way.
+    monkeypatch.setattr("pyramidd.pool._SERVER_CODE", "import sys; sys.exit(3)")
+
+    async def main():
+        with anyio.fail_after(20):
+            async with WorkerPool(2, wait_started=wait_started) as pool:
+                pids = [await pool.run(worker.ping, worker=i) for i in range(2)]
+                assert {parent_of(pid) for pid in pids} == {os.getpid()}
+
+    anyio.run(main)
+
+
 def fail_after_killing(pid: int) -> None:
     os.kill(pid, signal.SIGKILL)
     __import__("time").sleep(30)

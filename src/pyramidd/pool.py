@@ -46,6 +46,8 @@ class _Call:
     """One task in flight."""
 
     id: int
+    #: The pickled task, kept to hand it to another worker if its own never started.
+    payload: bytes = b""
     done: anyio.Event = field(default_factory=anyio.Event)
     on_event: EventHandler | None = None
     result: Any = None
@@ -424,12 +426,17 @@ class WorkerPool:
         self.restarts += 1
         replacement = self._spawn(w.index)
         self._workers[w.index] = replacement
+        if not w.ready.is_set():  # an orphan that never started, so it ran nothing:
+            w.ready.set()  # whoever waits on it moves on,
+            if call is not None:  # and its task goes to the replacement
+                replacement.call, call = call, None
+                replacement.conn.send((replacement.call.id, replacement.call.payload))
         _close(w.conn)
         if w.pidfd is not None:
             os.close(w.pidfd)
         if call is not None:
             call.error = WorkerCrashed(
-                f"render worker {w.index} (pid {w.pid}) died ({how}) while working; "
+                f"render worker {w.index} (pid {w.pid or w.process.pid}) died ({how}) while working; "
                 "the task can be retried"
             )
             call.done.set()
@@ -505,7 +512,7 @@ class WorkerPool:
         if w.start_error is not None:
             self._release(index)
             raise w.start_error
-        call = _Call(next(self._ids), on_event=on_event)
+        call = _Call(next(self._ids), payload, on_event=on_event)
         w.call = call
         try:
             try:
