@@ -117,6 +117,17 @@ def wait_for_quiet_disk(out: Path, files: int = 500, tries: int = 10) -> None:
     print("creating files is still slow: the figures below include it", flush=True)
 
 
+def settle() -> None:
+    """Write the last run's files back to disk now, between runs.
+
+    Otherwise the kernel writes them back during the next run, and pyramidd's own
+    durability sync at the end of a build (``syncfs``) writes back whatever any tool
+    left dirty on that file system: after a case that wrote gigabytes of PNG tiles,
+    the next case's runs were slowed by seconds, unevenly.
+    """
+    os.sync()
+
+
 def start_outputs(out: Path) -> None:
     """Make ``out`` the empty folder of every run's output, once creating files is quick."""
     if out.exists():  # left by an interrupted run

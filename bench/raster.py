@@ -47,7 +47,7 @@ import tifffile
 
 sys.path.insert(0, str(Path(__file__).parent))
 from measure import (  # noqa: E402
-    Measurement, code_version, finish_outputs, fresh_folder, measure, median, start_outputs)
+    Measurement, code_version, finish_outputs, fresh_folder, measure, median, settle, start_outputs)
 
 MIB = 1 << 20
 GIB = 1 << 30
@@ -137,6 +137,7 @@ def run_case(name: str, commands: dict[str, list[str]], env: dict[str, dict[str,
             if tool == "gdal2tiles" and round_:
                 continue
             dest = fresh_folder(out)
+            settle()
             runs[tool].append(measure([a.replace(OUT, str(dest)) for a in cmd], env.get(tool)))
     results = {tool: median(r) for tool, r in runs.items()}
     print(f"  {'tool':<12}{'wall s':>9}{'cpu s':>9}{'peak MiB':>10}{'wall ratio':>12}{'peak ratio':>12}")
@@ -180,9 +181,11 @@ def work_at_once(cmd: list[str], n: int, repeat: int, out: Path) -> float:
 
     ratios = []
     for _ in range(repeat):
+        settle()
         began = time.monotonic()
         start().wait()
         one = time.monotonic() - began
+        settle()
         began = time.monotonic()
         for p in [start() for _ in range(n)]:
             p.wait()

@@ -40,7 +40,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from measure import Measurement, code_version, finish_outputs, fresh_folder, measure, median, start_outputs
+from measure import (Measurement, code_version, finish_outputs, fresh_folder, measure, median, settle,
+                     start_outputs)
 from raster import ensure_space, texture_image
 
 from pyramidd.memory import descendants, tree_bytes
@@ -184,12 +185,14 @@ def main() -> None:
     for round_ in range(args.repeat):
         print(f"round {round_ + 1}/{args.repeat} (load average {os.getloadavg()[0]:.2f})", flush=True)
         root = fresh_folder(runs)
+        settle()
         service_runs.append(run_service(root, inputs, args.workers, args.jobs, args.timeout))
         tiles["service"] = count_tiles(root / "out")
         out = fresh_folder(runs)
         vips_script = script(work / "vips.sh", [
             ["vips", "dzsave", str(p), str(out / p.stem), "--tile-size", "254", "--overlap", "1",
              "--suffix", ".jpg[Q=75]"] for p in inputs])
+        settle()
         vips_runs.append(measure(["sh", str(vips_script)], {"VIPS_CONCURRENCY": w}))
         tiles["vips"] = count_tiles(out)
         print(f"  service {service_runs[-1].measurement.wall:.2f} s, vips {vips_runs[-1].wall:.2f} s",
@@ -198,6 +201,7 @@ def main() -> None:
     if not args.no_oneshot:
         print(f"pyramidd build once per file (load average {os.getloadavg()[0]:.2f})", flush=True)
         out = fresh_folder(runs)
+        settle()
         oneshot = measure(["sh", str(script(work / "oneshot.sh", [
             [*pyramidd_command(), "build", str(p), str(out / p.stem), "--workers", w, "--quality", "75"]
             for p in inputs]))])
