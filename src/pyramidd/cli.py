@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import logging
-import os
 import sys
 from pathlib import Path
-from typing import Any, NoReturn, Sequence
+from typing import Any, Sequence
 
 from . import __version__
 from .errors import InputError, PyramiddError
+from .fastexit import exit_now
 from .memory import PeakSampler
 from .options import BuildOptions, parse_colour
 from .progress import ProgressBar, human_bytes, human_seconds
@@ -241,27 +240,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Run as the command (``argv`` None), ``pyramidd build`` ends its process as soon
     as it has printed its summary, without the interpreter's teardown (see
-    :func:`_exit_now`); called with arguments, as from Python, it returns.
+    :func:`~pyramidd.fastexit.exit_now`); called with arguments, as from Python, it returns.
     """
     args = make_parser().parse_args(argv)
     code = _run(args)
     if argv is None and args.func is cmd_build:
-        _exit_now(code)
+        exit_now(code)
     return code
-
-
-def _exit_now(code: int) -> NoReturn:
-    """End the process with ``code`` once standard output, standard error and the
-    logging handlers are flushed.
-
-    After a build everything it wrote is closed and in place, and its workers are
-    gone; what remains is tearing down numpy, Pillow, anyio and the plugins module by
-    module: a tenth of a second of every one-shot build, measured.
-    """
-    sys.stdout.flush()
-    sys.stderr.flush()
-    logging.shutdown()
-    os._exit(code)
 
 
 def _run(args: argparse.Namespace) -> int:

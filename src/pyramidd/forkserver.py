@@ -23,13 +23,13 @@ import os
 import selectors
 import signal
 import socket
-import sys
 import traceback
 from multiprocessing.connection import Connection
 from multiprocessing.reduction import recvfds
 
 # The modules every worker needs, imported once here for all of them.
 from . import worker
+from .fastexit import exit_now
 
 
 def main_from_fd(fd: int) -> None:
@@ -39,9 +39,7 @@ def main_from_fd(fd: int) -> None:
     try:
         serve(Connection(fd))
     finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(0)
+        exit_now(0)
 
 
 def serve(conn: Connection) -> None:
@@ -104,4 +102,4 @@ def _become_worker(
     except BaseException:  # whatever it was, the server's loop must not go on in this child
         traceback.print_exc()
     finally:
-        os._exit(1)  # main_from_fd did not end the process: it failed
+        exit_now(1)  # main_from_fd did not end the process: it failed

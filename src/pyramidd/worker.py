@@ -14,7 +14,6 @@ import functools
 import os
 import pickle
 import signal
-import sys
 import time
 import traceback
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from . import malloc, shm
+from .fastexit import exit_now
 from . import plugins as plugin_loader
 from .errors import PyramiddError
 from .formats import RegionReader, Sink, Source
@@ -72,13 +72,10 @@ def main_from_fd(fd: int, worker_id: int, disabled: str) -> None:
     """Entry point of a worker process started by :class:`~pyramidd.pool.WorkerPool`.
 
     Once :func:`main` has closed what the worker held, the process ends without the
-    interpreter's teardown of every module (a tenth of a second the coordinator of a
-    one-shot build would wait for); nothing is left to flush but standard output.
+    interpreter's teardown (:func:`~pyramidd.fastexit.exit_now`).
     """
     main(Connection(fd), worker_id, tuple(filter(None, disabled.split(","))))
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
+    exit_now(0)
 
 
 def main(conn: Connection, worker_id: int, disabled: tuple[str, ...]) -> None:
