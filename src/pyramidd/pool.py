@@ -144,6 +144,28 @@ def _wait(process: subprocess.Popen[bytes], timeout: float) -> None:
         pass
 
 
+async def _receive(conn: Connection, handle: Callable[[Any], None]) -> None:
+    """Give every message from ``conn`` to ``handle`` until ``conn`` ends or is closed."""
+    while True:
+        try:
+            await anyio.wait_readable(conn.fileno())
+        except (OSError, anyio.ClosedResourceError):
+            return
+        # Every message already there, per wake-up: a wait costs the event loop more
+        # than a message (the fd is registered and unregistered each time).
+        more = True
+        while more:
+            try:
+                message = conn.recv()
+            except (EOFError, OSError):
+                return
+            handle(message)
+            try:
+                more = conn.poll(0)
+            except OSError:
+                return
+
+
 def _close(conn: Connection) -> None:
     """Close ``conn``, first waking the task that waits to read it: the number of a
     closed socket is soon another's (a replacement worker's), which that task would
@@ -270,7 +292,7 @@ class WorkerPool:
         process, conn = _start(_SERVER_CODE, [])
         server = _ForkServer(process, os.pidfd_open(process.pid), conn)
         assert self._tg is not None
-        self._tg.start_soon(self._read_server, server)
+        self._tg.start_soon(_receive, server.conn, server.handle)
         self._tg.start_soon(self._watch_server, server)
         return server
 
@@ -289,7 +311,7 @@ class WorkerPool:
             fn, args = self._initializer
             w.conn.send((_INIT, pickle.dumps((fn, args))))
         assert self._tg is not None
-        self._tg.start_soon(self._read, w)
+        self._tg.start_soon(_receive, w.conn, lambda message: self._handle(w, *message))
         self._tg.start_soon(self._watch, w)
         return w
 
@@ -309,17 +331,6 @@ class WorkerPool:
         forked = _Forked()
         server.pending.append(forked)
         return forked, Connection(parent.detach())
-
-    async def _read_server(self, server: _ForkServer) -> None:
-        while True:
-            try:
-                await anyio.wait_readable(server.conn.fileno())
-                while True:
-                    server.handle(server.conn.recv())
-                    if not server.conn.poll(0):
-                        break
-            except (EOFError, OSError, anyio.ClosedResourceError):
-                return
 
     async def _watch_server(self, server: _ForkServer) -> None:
         await anyio.wait_readable(server.pidfd)
@@ -347,26 +358,6 @@ class WorkerPool:
         os.close(server.pidfd)
 
     # ------------------------------------------------------------------ messages
-
-    async def _read(self, w: _Worker) -> None:
-        while True:
-            try:
-                await anyio.wait_readable(w.conn.fileno())
-            except (OSError, anyio.ClosedResourceError):
-                return
-            # Every message already there, per wake-up: a wait costs the event loop more
-            # than a message (the fd is registered and unregistered each time).
-            more = True
-            while more:
-                try:
-                    message = w.conn.recv()
-                except (EOFError, OSError):
-                    return
-                self._handle(w, *message)
-                try:
-                    more = w.conn.poll(0)
-                except OSError:
-                    return
 
     def _handle(self, w: _Worker, kind: str, call_id: int | None, payload: Any) -> None:
         """Act on one message from worker ``w``."""
