@@ -268,3 +268,39 @@ def test_a_worker_imports_only_the_formats_its_builds_use(tmp_path, tests_import
 
     anyio.run(main)
     assert (tmp_path / "out" / "x.dzi").is_file()
+
+
+def test_the_fork_server_imports_plugins_and_the_first_tiles_modules_once(tmp_path):
+    """What every worker would import at its start and first tile is imported by the
+    server before it forks; disabled plugins are not imported there either."""
+    import subprocess
+    import sys
+
+    (tmp_path / "loud_plugin.py").write_text("raise ImportError('not for this test')\n")
+    code = (
+        "import sys; from pyramidd import forkserver, plugins\n"
+        "forkserver.preload(('loud_plugin',))\n"
+        "print(('loud_plugin',) in plugins._loaded, "
+        "all(m in sys.modules for m in ('pyramidd.resamplers', 'imagecodecs._jpeg8')))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(tmp_path), "PYRAMIDD_PLUGINS": "loud_plugin"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env=env, timeout=60)
+    assert result.stdout.split() == ["True", "True"], result.stderr
+
+
+def test_a_plugin_that_fails_to_import_is_reported_by_the_fork_servers_workers(
+        tmp_path, monkeypatch):
+    (tmp_path / "broken_plugin.py").write_text("raise ImportError('half-installed')\n")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    monkeypatch.setenv("PYRAMIDD_PLUGINS", "broken_plugin")
+
+    async def main():
+        with anyio.fail_after(30):
+            with pytest.raises(errors.PluginError, match="broken_plugin.*half-installed"):
+                async with WorkerPool(2):
+                    pass
+            async with WorkerPool(2, disabled_plugins=["broken_plugin"]) as pool:
+                assert len(set([await pool.run(worker.ping, worker=i) for i in range(2)])) == 2
+
+    anyio.run(main)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -242,6 +243,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     as it has printed its summary, without the interpreter's teardown (see
     :func:`~pyramidd.fastexit.exit_now`); called with arguments, as from Python, it returns.
     """
+    # Before numpy is imported: OpenBLAS would start a thread per CPU that spins for
+    # tens of milliseconds of CPU at import, taken from the workers starting beside
+    # this process. Nothing here does linear algebra worth a thread pool.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     args = make_parser().parse_args(argv)
     code = _run(args)
     if argv is None and args.func is cmd_build:

@@ -3,9 +3,10 @@
 Starting a worker as a new interpreter costs about 0.2 s of CPU (numpy and
 pyramidd's worker modules imported again), and a one-shot build pays it for every
 worker on the same two cores as the coordinator's own start. The fork server imports
-the worker's modules once; every worker after that is a fork of it, running in a few
-milliseconds and sharing those pages. The server never runs a task, so no input can
-crash it.
+the worker's modules once, and what each worker would import at its start and first
+task (the plugins, the resamplers, the JPEG codec); every worker after that is a fork
+of it, running in a few milliseconds and sharing those pages. The server never runs a
+task, so no input can crash it.
 
 Its protocol, on the socket the pool gives it (a
 :class:`~multiprocessing.connection.Connection`): the pool sends ``(index,
@@ -28,18 +29,38 @@ from multiprocessing.connection import Connection
 from multiprocessing.reduction import recvfds
 
 # The modules every worker needs, imported once here for all of them.
+from . import plugins as plugin_loader
 from . import worker
 from .fastexit import exit_now
 
 
-def main_from_fd(fd: int) -> None:
-    """Entry point of the fork server process started by :class:`~pyramidd.pool.WorkerPool`."""
+def main_from_fd(fd: int, disabled: str) -> None:
+    """Entry point of the fork server process started by :class:`~pyramidd.pool.WorkerPool`;
+    ``disabled`` names the plugins its workers do not load (comma-separated)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # as the workers: the pool decides
     worker._die_with_parent()
     try:
+        preload(tuple(filter(None, disabled.split(","))))
         serve(Connection(fd))
     finally:
         exit_now(0)
+
+
+def preload(disabled: tuple[str, ...]) -> None:
+    """Import, once for all workers, what every worker imports when it starts (the
+    plugins) and at its first tile (about 40-80 ms each otherwise, on the cores their
+    first subtrees wait for). A plugin that fails to import is left for each worker to
+    load and report, as it would without the server."""
+    try:
+        plugin_loader.load(disabled)
+    except Exception:
+        pass
+    import imagecodecs
+    from PIL import ImageFile  # noqa: F401  (Pillow imports it at the first decode)
+
+    from . import resamplers  # noqa: F401
+
+    imagecodecs.jpeg8_encode  # imagecodecs imports each codec at its first use
 
 
 def serve(conn: Connection) -> None:

@@ -186,7 +186,8 @@ async def _wait_exit(w: _Worker, timeout: float) -> None:
 #: ``python -c`` code of a process the pool starts; ``sys.argv[1]`` is its socket.
 _WORKER_CODE = ("import sys; from pyramidd.worker import main_from_fd; "
                 "main_from_fd(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3])")
-_SERVER_CODE = "import sys; from pyramidd.forkserver import main_from_fd; main_from_fd(int(sys.argv[1]))"
+_SERVER_CODE = ("import sys; from pyramidd.forkserver import main_from_fd; "
+                "main_from_fd(int(sys.argv[1]), sys.argv[2])")
 
 
 def _start(code: str, args: list[str]) -> tuple[subprocess.Popen[bytes], Connection]:
@@ -289,7 +290,7 @@ class WorkerPool:
                 if w.process.poll() is None and w.process.pid is not None]
 
     def _start_server(self) -> _ForkServer:
-        process, conn = _start(_SERVER_CODE, [])
+        process, conn = _start(_SERVER_CODE, [",".join(self.disabled_plugins)])
         server = _ForkServer(process, os.pidfd_open(process.pid), conn)
         assert self._tg is not None
         self._tg.start_soon(_receive, server.conn, server.handle)
