@@ -281,7 +281,7 @@ def test_the_fork_server_imports_plugins_and_the_first_tiles_modules_once(tmp_pa
         "import sys; from pyramidd import forkserver, plugins\n"
         "forkserver.preload(('loud_plugin',))\n"
         "print(('loud_plugin',) in plugins._loaded, "
-        "all(m in sys.modules for m in ('pyramidd.resamplers', 'imagecodecs._jpeg8')))\n"
+        "all(m in sys.modules for m in ('pyramidd.resamplers', 'cv2', 'imagecodecs._jpeg8')))\n"
     )
     env = {**os.environ, "PYTHONPATH": str(tmp_path), "PYRAMIDD_PLUGINS": "loud_plugin"}
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -55,3 +55,18 @@ def test_smooth_is_a_tent_filter():
     block = np.zeros((4, 4, 1), np.uint8)
     block[1, 1] = 64  # weight 3*3 of 64 in all
     assert Smooth().reduce(block)[0, 0, 0] == (9 * 64 + 32) >> 6
+
+
+@pytest.mark.parametrize("bands", [1, 3, 5])
+@pytest.mark.parametrize("strided", [False, True], ids=["contiguous", "view"])
+def test_box_without_alpha_is_the_rounded_mean_of_every_block(bands, strided):
+    """Every pixel of a noisy block, against the formula: OpenCV's SIMD paths must round
+    as libvips does, on whole arrays and on the row-strided views the builder passes."""
+    rng = np.random.default_rng(bands)
+    big = rng.integers(0, 256, (70, 90, bands), np.uint8)
+    block = big[3:67, 5:85] if strided else np.ascontiguousarray(big[3:67, 5:85])
+    b = block.astype(np.int32)
+    want = (b[0::2, 0::2] + b[1::2, 0::2] + b[0::2, 1::2] + b[1::2, 1::2] + 2) // 4
+    out = Box().reduce(block)
+    assert out.shape == (32, 40, bands) and out.dtype == np.uint8
+    assert np.array_equal(out, want)

@@ -4,7 +4,7 @@ Starting a worker as a new interpreter costs about 0.2 s of CPU (numpy and
 pyramidd's worker modules imported again), and a one-shot build pays it for every
 worker on the same two cores as the coordinator's own start. The fork server imports
 the worker's modules once, and what each worker would import at its start and first
-task (the plugins, the resamplers, the JPEG codec); every worker after that is a fork
+task (the plugins, the resamplers and OpenCV, the JPEG codec); every worker after that is a fork
 of it, running in a few milliseconds and sharing those pages. The server never runs a
 task, so no input can crash it.
 
@@ -58,8 +58,9 @@ def preload(disabled: tuple[str, ...]) -> None:
     import imagecodecs
     from PIL import ImageFile  # noqa: F401  (Pillow imports it at the first decode)
 
-    from . import resamplers  # noqa: F401
+    from . import resamplers
 
+    resamplers._cv2()
     imagecodecs.jpeg8_encode  # imagecodecs imports each codec at its first use
 
 

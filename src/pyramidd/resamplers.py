@@ -19,8 +19,10 @@ it; see :class:`pyramidd.formats.Resampler`.
 
 from __future__ import annotations
 
+import functools
+from types import ModuleType
+
 import numpy as np
-from PIL import Image
 
 
 def has_alpha(block: np.ndarray) -> bool:
@@ -41,6 +43,16 @@ def _weighted(
     return out
 
 
+@functools.cache
+def _cv2() -> ModuleType:
+    """OpenCV, imported at the first reduction (a coordinator never reduces), with its
+    thread pool off: each render worker is one thread of a build."""
+    import cv2
+
+    cv2.setNumThreads(0)
+    return cv2
+
+
 class Box:
     """2x2 mean as ``vips dzsave`` shrinks: rounded half up, or alpha-weighted and truncated."""
 
@@ -56,18 +68,15 @@ class Box:
             b = block.astype(np.uint32)
             premultiplied = b[..., :-1] * b[..., -1:]
             return _weighted(self._sum(b), self._sum(premultiplied), 4, round_half_up=False)
-        if block.shape[2] == 3:
-            # Pillow's C box reduction rounds the same way, (sum + 2) >> 2, and is about
-            # three times faster than numpy on interleaved RGB.
-            return np.asarray(Image.fromarray(block, "RGB").reduce(2))
-        # uint16 holds the sum of four bytes; the adds happen in place to stay cheap.
-        acc = block[0::2, 0::2].astype(np.uint16)
-        acc += block[1::2, 0::2]
-        acc += block[0::2, 1::2]
-        acc += block[1::2, 1::2]
-        acc += 2
-        acc >>= 2
-        return acc.astype(np.uint8)
+        # OpenCV's area resize by exactly 2 is this 2x2 mean, rounded the same way,
+        # (sum + 2) >> 2, in SIMD over interleaved bands, on row-strided views as they
+        # come: 7x faster than Pillow's reduce on RGB (which first widens every pixel
+        # to 4 bytes and narrows the result back), 20x faster than numpy.
+        h, w, bands = block.shape
+        if bands > 4:  # beyond OpenCV's vector paths; numpy, with uint16 sums
+            return ((self._sum(block.astype(np.uint16)) + 2) >> 2).astype(np.uint8)
+        out = _cv2().resize(block, (w // 2, h // 2), interpolation=_cv2().INTER_AREA)
+        return out.reshape(h // 2, w // 2, bands)
 
 
 class Nearest:
