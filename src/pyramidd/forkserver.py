@@ -3,10 +3,10 @@
 Starting a worker as a new interpreter costs about 0.2 s of CPU (numpy and
 pyramidd's worker modules imported again), and a one-shot build pays it for every
 worker on the same two cores as the coordinator's own start. The fork server imports
-the worker's modules once, and what each worker would import at its start and first
-task (the plugins, the resamplers and OpenCV, the JPEG codec); every worker after that is a fork
-of it, running in a few milliseconds and sharing those pages. The server never runs a
-task, so no input can crash it.
+the worker's modules once, with what each worker would import at its start and first
+tile (the plugins, the resamplers and OpenCV, the JPEG codec); every worker after
+that is a fork of it, running in a few milliseconds and sharing those pages. The
+server never runs a task, so no input can crash it.
 
 Its protocol, on the socket the pool gives it (a
 :class:`~multiprocessing.connection.Connection`): the pool sends ``(index,
@@ -60,7 +60,7 @@ def preload(disabled: tuple[str, ...]) -> None:
 
     from . import resamplers
 
-    resamplers._cv2()
+    resamplers.opencv()
     imagecodecs.jpeg8_encode  # imagecodecs imports each codec at its first use
 
 

@@ -44,7 +44,7 @@ def _weighted(
 
 
 @functools.cache
-def _cv2() -> ModuleType:
+def opencv() -> ModuleType:
     """OpenCV, imported at the first reduction (a coordinator never reduces), with its
     thread pool off: each render worker is one thread of a build."""
     import cv2
@@ -75,7 +75,8 @@ class Box:
         h, w, bands = block.shape
         if bands > 4:  # beyond OpenCV's vector paths; numpy, with uint16 sums
             return ((self._sum(block.astype(np.uint16)) + 2) >> 2).astype(np.uint8)
-        out = _cv2().resize(block, (w // 2, h // 2), interpolation=_cv2().INTER_AREA)
+        cv2 = opencv()
+        out = cv2.resize(block, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
         return out.reshape(h // 2, w // 2, bands)
 
 
