@@ -259,18 +259,8 @@ class TiffReader:
             end = min(top + count, (strip + 1) * rps)
             index = plane * strips + strip
             start = (y - strip * rps) * row_bytes
-            nbytes = (end - y) * row_bytes
-            held = int(self._counts[index])
-            if start + nbytes > held:
-                raise InputError(
-                    f"{self.path.name}: corrupt: strip {index} holds "
-                    f"{held:,} bytes, fewer than its rows need"
-                )
-            data = os.pread(self._fd, nbytes, int(self._offsets[index]) + start)
-            if len(data) < nbytes:
-                raise InputError(
-                    f"{self.path.name}: truncated: strip {index} ends past the end of the file"
-                )
+            data = read_rows(self._fd, self.path.name, f"strip {index}", int(self._offsets[index]),
+                             int(self._counts[index]), start, (end - y) * row_bytes)
             out[(y - top) * row_bytes : (end - top) * row_bytes] = data
             y = end
         self.decode_count += 1
@@ -288,6 +278,19 @@ class TiffReader:
 
 #: Tags holding the segment table (strip and tile offsets and byte counts).
 _TABLE_TAGS = (273, 279, 324, 325)
+
+
+def read_rows(fd: int, name: str, segment: str, offset: int, count: int, start: int,
+              nbytes: int) -> bytes:
+    """``nbytes`` of rows from ``start`` into an uncompressed segment (strip or tile)
+    that holds ``count`` bytes at ``offset`` of file ``fd``; :class:`InputError` naming
+    file ``name`` and ``segment`` if the segment is shorter or the file ends first."""
+    if start + nbytes > count:
+        raise InputError(f"{name}: corrupt: {segment} holds {count:,} bytes, fewer than its rows need")
+    data = os.pread(fd, nbytes, offset + start)
+    if len(data) < nbytes:
+        raise InputError(f"{name}: truncated: {segment} ends past the end of the file")
+    return data
 
 
 def segment_table(page: tifffile.TiffPage) -> tuple[np.ndarray, np.ndarray]:

@@ -20,7 +20,7 @@ import numpy as np
 from ..errors import InputError, UnsupportedInput
 from ..formats import RegionReader, Source
 from ..options import BuildOptions
-from ..sources.tiff import segment_table
+from ..sources.tiff import read_rows, segment_table
 from .geotiff import TIFF_SUFFIXES
 
 
@@ -160,13 +160,9 @@ class TiffPieces:
     def _read_rows(self, index: int, part: int, rows: int, cols: int) -> np.ndarray:
         """Rows of part ``part`` of uncompressed tile ``index``, from the file."""
         row_bytes = self.piece_cols * self.bands
-        start = part * self.piece_rows * row_bytes
-        nbytes = rows * row_bytes
-        if start + nbytes > int(self._counts[index]):
-            raise InputError(f"{self._name}: tile {index} is shorter than its rows")
-        data = os.pread(self._fd, nbytes, int(self._offsets[index]) + start)
-        if len(data) < nbytes:
-            raise InputError(f"{self._name}: truncated in tile {index}")
+        data = read_rows(self._fd, self._name, f"tile {index}", int(self._offsets[index]),
+                         int(self._counts[index]), part * self.piece_rows * row_bytes,
+                         rows * row_bytes)
         self.bytes_read += len(data)
         piece = np.frombuffer(data, np.uint8).reshape(rows, self.piece_cols, self.bands)
         return piece[:, :cols]
