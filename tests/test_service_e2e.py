@@ -425,6 +425,28 @@ def test_sigterm_finishes_the_running_job_and_exits_0(env):
     svc.wait_group_gone()
 
 
+@pytest.mark.parametrize("connection", ["kept open", "closed"])
+def test_sigterm_right_after_an_http_request_exits_0_without_tracebacks(env, connection):
+    """As after ``pyramidd status`` and ``systemctl stop``: the request's connection is
+    still open at the server (keep-alive) when the stop begins."""
+    import http.client
+
+    e = env()
+    svc = e.service.start()
+    address = json.loads((svc.state_dir() / "http.json").read_text())
+    conn = http.client.HTTPConnection(address["host"], address["port"], timeout=5)
+    conn.request("GET", "/status")
+    response = conn.getresponse()
+    assert response.status == 200 and json.loads(response.read())["state"] == "ready"
+    if connection == "closed":
+        conn.close()
+    svc.signal(signal.SIGTERM)
+    assert svc.wait(30) == 0, svc.log_text()
+    conn.close()
+    assert "Traceback" not in svc.log_text()
+    assert any(event.get("event") == "stopped" for event in svc.events())
+
+
 def test_sigterm_past_the_deadline_checkpoints_and_the_next_start_finishes(env):
     e = env(stop_timeout=0.5, workers=1)
     e.drop.mkdir()

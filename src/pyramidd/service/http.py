@@ -113,7 +113,13 @@ def write_address(state_dir: Path, host: str, port: int) -> None:
 
 async def serve(app: Any, host: str, port: int, state_dir: Path, *,
                 task_status: TaskStatus[tuple[str, int]] = anyio.TASK_STATUS_IGNORED) -> None:
-    """Serve ``app`` until cancelled; report ``(host, port)`` once listening."""
+    """Serve ``app`` until cancelled; report ``(host, port)`` once listening.
+
+    Cancelling ends the server through its own graceful shutdown (open connections get
+    ``graceful_timeout`` to finish), not by cancelling it: cancelled while a connection
+    was still open (for seconds after any request, by keep-alive), hypercorn failed
+    its shutdown with an error, and the service exited 1 with tracebacks on stop.
+    """
     from hypercorn.asyncio import serve as hypercorn_serve
     from hypercorn.config import Config
 
@@ -131,8 +137,26 @@ async def serve(app: Any, host: str, port: int, state_dir: Path, *,
     stop = anyio.Event()
     await anyio.to_thread.run_sync(write_address, state_dir, bound_host, bound_port)
     task_status.started((bound_host, bound_port))
+    done = anyio.Event()
+    shield = anyio.CancelScope(shield=True)
+
+    async def run_server() -> None:
+        with shield:
+            try:
+                await hypercorn_serve(app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
+            finally:
+                done.set()
+
     try:
-        await hypercorn_serve(app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(run_server)
+            try:
+                await done.wait()  # the server ended on its own (it failed)
+            finally:
+                stop.set()
+                with anyio.CancelScope(shield=True), anyio.move_on_after(config.graceful_timeout + 2):
+                    await done.wait()
+                shield.cancel()  # past the grace period: cancelled after all
     finally:
         try:
             address_file(state_dir).unlink()
