@@ -116,7 +116,7 @@ def test_tasks_queue_behind_starting_workers_when_entry_does_not_wait():
 @pytest.mark.parametrize("wait_started", [True, False])
 def test_a_worker_that_cannot_start_fails_entry_or_the_tasks_sent_to_it(monkeypatch, wait_started):
     # /bin/false takes the worker's command line and exits 1 before saying "ready".
-    monkeypatch.setattr("pyramidd.pool.sys.executable", "/bin/false")
+    monkeypatch.setattr("pyramidd.launch.sys.executable", "/bin/false")
 
     async def main():
         with anyio.fail_after(20):
@@ -191,7 +191,7 @@ def test_when_the_fork_server_dies_its_workers_are_replaced_by_subprocesses(test
 @pytest.mark.parametrize("wait_started", [True, False])
 def test_a_pool_whose_fork_server_dies_at_once_starts_plain_workers(monkeypatch, wait_started):
     # A server that exits before serving: the workers asked of it are started the plain way.
-    monkeypatch.setattr("pyramidd.pool._SERVER_CODE", "import sys; sys.exit(3)")
+    monkeypatch.setattr("pyramidd.launch.SERVER_CODE", "import sys; sys.exit(3)")
 
     async def main():
         with anyio.fail_after(20):
@@ -304,3 +304,20 @@ def test_a_plugin_that_fails_to_import_is_reported_by_the_fork_servers_workers(
                 assert len(set([await pool.run(worker.ping, worker=i) for i in range(2)])) == 2
 
     anyio.run(main)
+
+
+def test_a_pool_adopts_a_fork_server_started_ahead():
+    """As ``pyramidd build`` starts the server before importing the engine."""
+    from pyramidd import launch
+
+    process, sock = launch.start_fork_server()
+
+    async def main():
+        async with WorkerPool(2, fork_server=(process, sock)) as pool:
+            pids = pool.pids()
+            assert {parent_of(pid) for pid in pids} == {process.pid}
+            assert sorted([await pool.run(worker.ping, worker=i) for i in range(2)]) == sorted(pids)
+            return pids
+
+    pids = anyio.run(main)
+    assert not any(live(pid) for pid in [process.pid, *pids])

@@ -24,16 +24,16 @@ import pickle
 import signal
 import socket
 import subprocess
-import sys
 from collections import deque
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.reduction import sendfds
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Sequence
 
 import anyio
 from anyio.abc import TaskGroup
 
+from . import launch
 from .errors import PluginError, WorkerCrashed
 
 EventHandler = Callable[[dict[str, Any]], None]
@@ -129,14 +129,6 @@ class _Worker:
     start_error: BaseException | None = None
 
 
-def _worker_env(environ: Mapping[str, str]) -> dict[str, str]:
-    """A worker's environment: the coordinator's, with numpy's BLAS on one thread
-    unless the user chose otherwise. Workers do no linear algebra worth a thread pool,
-    and OpenBLAS starts one thread per CPU in every process that imports numpy
-    (tens of milliseconds of every worker's start)."""
-    return {"OPENBLAS_NUM_THREADS": "1", **environ}
-
-
 def _wait(process: subprocess.Popen[bytes], timeout: float) -> None:
     try:
         process.wait(max(0.0, timeout))
@@ -183,25 +175,10 @@ async def _wait_exit(w: _Worker, timeout: float) -> None:
         await anyio.to_thread.run_sync(_wait, w.process, timeout)
 
 
-#: ``python -c`` code of a process the pool starts; ``sys.argv[1]`` is its socket.
-_WORKER_CODE = ("import sys; from pyramidd.worker import main_from_fd; "
-                "main_from_fd(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3])")
-_SERVER_CODE = ("import sys; from pyramidd.forkserver import main_from_fd; "
-                "main_from_fd(int(sys.argv[1]), sys.argv[2])")
-
-
 def _start(code: str, args: list[str]) -> tuple[subprocess.Popen[bytes], Connection]:
-    """A ``python -c code`` process with the far end of a new socket pair as its first
-    argument, then ``args``; returns the process and the near end."""
-    parent, child = socket.socketpair()
-    try:
-        process = subprocess.Popen(
-            [sys.executable, "-c", code, str(child.fileno()), *args],
-            pass_fds=[child.fileno()], close_fds=True, env=_worker_env(os.environ),
-        )
-    finally:
-        child.close()
-    return process, Connection(parent.detach())
+    """:func:`pyramidd.launch.start`, with the near end as a :class:`Connection`."""
+    process, sock = launch.start(code, args)
+    return process, Connection(sock.detach())
 
 
 class WorkerPool:
@@ -213,7 +190,9 @@ class WorkerPool:
     With ``wait_started`` (the default) entering waits until every worker has started
     and raises why one could not; without it, entering returns at once and tasks queue
     behind a worker still starting (a worker that cannot start fails them), so a
-    one-shot build opens its input while the workers import.
+    one-shot build opens its input while the workers import. ``fork_server`` is one
+    started ahead with :func:`pyramidd.launch.start_fork_server` (for the same disabled
+    plugins), adopted by a pool of two or more instead of starting its own.
     """
 
     def __init__(
@@ -224,6 +203,7 @@ class WorkerPool:
         on_log: EventHandler | None = None,
         initializer: tuple[Callable[..., Any], tuple[Any, ...]] | None = None,
         wait_started: bool = True,
+        fork_server: launch.Started | None = None,
     ) -> None:
         self.size = workers if workers > 0 else (os.cpu_count() or 1)
         #: Plugins this pool's workers do not load (the coordinator must skip them too).
@@ -238,6 +218,7 @@ class WorkerPool:
         self._tg: TaskGroup | None = None
         self._closing = False
         self._server: _ForkServer | None = None
+        self._early_server = fork_server
         #: Workers replaced after dying, for status and tests.
         self.restarts = 0
 
@@ -248,7 +229,7 @@ class WorkerPool:
         await self._tg.__aenter__()
         try:
             if self.size > 1:
-                self._server = self._start_server()
+                self._server = self._start_server(self._early_server)
             self._workers = [self._spawn(i) for i in range(self.size)]
             if self._wait_started:
                 for w in self._workers:
@@ -289,8 +270,10 @@ class WorkerPool:
         return [w.process.pid for w in self._workers
                 if w.process.poll() is None and w.process.pid is not None]
 
-    def _start_server(self) -> _ForkServer:
-        process, conn = _start(_SERVER_CODE, [",".join(self.disabled_plugins)])
+    def _start_server(self, started: launch.Started | None) -> _ForkServer:
+        if started is None:
+            started = launch.start_fork_server(self.disabled_plugins)
+        process, conn = started[0], Connection(started[1].detach())
         server = _ForkServer(process, os.pidfd_open(process.pid), conn)
         assert self._tg is not None
         self._tg.start_soon(_receive, server.conn, server.handle)
@@ -303,7 +286,7 @@ class WorkerPool:
         if self._server is not None and self._server.alive:
             started = self._fork(self._server, index, disabled)
         if started is None:
-            process, conn = _start(_WORKER_CODE, [str(index), disabled])
+            process, conn = _start(launch.WORKER_CODE, [str(index), disabled])
             w = _Worker(index, process, os.pidfd_open(process.pid), conn)
         else:
             w = _Worker(index, started[0], None, started[1])

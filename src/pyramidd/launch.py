@@ -1,0 +1,53 @@
+"""Starting the pool's processes: render workers and the fork server.
+
+Kept to the standard library's light modules, so that ``pyramidd build`` can start the
+fork server before it imports the event loop and the engine: the server's own
+imports (numpy, the worker modules, the plugins) are the longest path to a build's
+first subtree, and they run beside the command's.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+
+#: ``python -c`` code of a process the pool starts; ``sys.argv[1]`` is its socket.
+WORKER_CODE = ("import sys; from pyramidd.worker import main_from_fd; "
+               "main_from_fd(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3])")
+SERVER_CODE = ("import sys; from pyramidd.forkserver import main_from_fd; "
+               "main_from_fd(int(sys.argv[1]), sys.argv[2])")
+
+Started = tuple[subprocess.Popen[bytes], socket.socket]
+"""A process and the near end of its socket pair."""
+
+
+def worker_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """A worker's environment: the coordinator's, with numpy's BLAS on one thread
+    unless the user chose otherwise. Workers do no linear algebra worth a thread pool,
+    and OpenBLAS starts one thread per CPU in every process that imports numpy
+    (tens of milliseconds of every worker's start)."""
+    return {"OPENBLAS_NUM_THREADS": "1", **environ}
+
+
+def start(code: str, args: Sequence[str]) -> Started:
+    """A ``python -c code`` process with the far end of a new socket pair as its first
+    argument, then ``args``."""
+    parent, child = socket.socketpair()
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-c", code, str(child.fileno()), *args],
+            pass_fds=[child.fileno()], close_fds=True, env=worker_env(os.environ),
+        )
+    finally:
+        child.close()
+    return process, parent
+
+
+def start_fork_server(disabled_plugins: Sequence[str] = ()) -> Started:
+    """The fork server (:mod:`pyramidd.forkserver`) of a pool whose workers skip
+    ``disabled_plugins``; give it to :class:`~pyramidd.pool.WorkerPool` as
+    ``fork_server``."""
+    return start(SERVER_CODE, [",".join(disabled_plugins)])
