@@ -176,3 +176,29 @@ def test_user_errors_from_workers_arrive_as_they_are(tmp_path, rawplugin):
         other = tmp_path / "x.unknown"
         other.write_bytes(b"not an image")
         run_builds([(other, tmp_path / "o", BuildOptions(layout="raw"))], 1)
+
+
+def test_staged_tiles_are_written_back_once_the_first_worker_runs_out_of_subtrees(
+        tmp_path, monkeypatch):
+    """The commit's syncfs gets a head start: one early write-back, from the coordinator,
+    after some tiles are staged and before the last ones are."""
+    from pyramidd.sinks import staging
+    from pyramidd.testing import gradient, write_image
+
+    src = write_image(tmp_path / "in.tif", gradient(2000, 1500, 3))
+    staged_then: list[int] = []
+    original = staging.Staging.write_back
+
+    def spy(self: staging.Staging) -> None:
+        staged_then.append(sum(1 for _ in self.path.rglob("*.jpg")))
+        original(self)
+
+    monkeypatch.setattr(staging.Staging, "write_back", spy)
+
+    async def main():
+        async with WorkerPool(2) as pool:
+            return await build(src, tmp_path / "out" / "x", BuildOptions(), pool=pool)
+
+    summary = anyio.run(main)
+    assert len(staged_then) == 1 and 0 < staged_then[0] < summary.tiles
+    assert len(list((tmp_path / "out").rglob("*.jpg"))) == summary.tiles

@@ -23,7 +23,7 @@ from . import bands, planner, shm
 from . import plugins as plugin_loader
 from . import worker as tasks
 from .errors import ImageTooLarge, PyramiddError, UnsupportedInput
-from .formats import Source
+from .formats import Sink, Source
 from .grid import Grid, TileKey
 from .options import BuildOptions
 from .pool import WorkerPool
@@ -179,7 +179,8 @@ async def build(
             else _Bands(ctx, banded, pool, source, band_segments)
         )
         try:
-            counts = await _render(ctx, pool, slots, feed, resampler.support, progress)
+            counts = await _render(ctx, pool, slots, feed, resampler.support, progress,
+                                   _write_back_of(sink))
         finally:
             with anyio.CancelScope(shield=True):
                 await _forget(pool, build_id, (slots.name, *band_segments))
@@ -418,6 +419,12 @@ def _band_slots(
                         first_row=0, rows=plan.slot_rows)
 
 
+def _write_back_of(sink: Sink) -> Callable[[], None] | None:
+    """Early write-back of a sink's staging folder (see :func:`_render`), if it has one."""
+    staging = getattr(sink, "staging", None)
+    return staging.write_back if isinstance(staging, Staging) else None
+
+
 async def _render(
     ctx: tasks.BuildContext,
     pool: WorkerPool,
@@ -425,14 +432,20 @@ async def _render(
     feed: _Feed,
     support: int,
     progress: Progress | None,
+    write_back: Callable[[], None] | None = None,
 ) -> tuple[int, int, int, dict[str, Any]]:
     """Run the subtrees ``feed`` hands out and the top levels; return (steals, tiles,
-    bytes, source counters summed over the workers)."""
+    bytes, source counters summed over the workers).
+
+    ``write_back`` runs (in a thread) once the first worker has no subtree left: the
+    tiles written so far go to disk while the other workers finish theirs and the
+    top levels are built, instead of all of them in the commit's ``syncfs`` after.
+    """
     grid: Grid = ctx.grid
     top = TopLevels(grid, feed.builder_level, support)
     total = grid.tile_count()
     cores: dict[TileKey, shm.SlotRef] = {}
-    state = {"tiles": 0, "reported": 0, "bytes": 0}
+    state = {"tiles": 0, "reported": 0, "bytes": 0, "written_back": 0}
     counters: dict[int, dict[str, Any]] = {}  # each worker's reader, latest figures
 
     def report(n: int) -> None:
@@ -471,6 +484,9 @@ async def _render(
                     if result.counters:
                         counters[i] = result.counters
                     core_ready(root, result.ref)
+                if write_back is not None and not state["written_back"]:
+                    state["written_back"] = 1
+                    tg.start_soon(anyio.to_thread.run_sync, write_back)
 
             async def run_top(task: Task) -> None:
                 used = [(k, cores[k]) for k in top.inputs(task)]

@@ -29,6 +29,7 @@ lock is free); the service runs it on its output folders at start-up.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import fcntl
@@ -166,6 +167,26 @@ def fsync_dir(path: os.PathLike[str] | str) -> None:
         os.close(fd)
 
 
+def _syncfs_at(root: os.PathLike[str] | str) -> bool:
+    """One ``syncfs(2)`` of the filesystem holding folder ``root``; ``False`` where the
+    call is missing or fails."""
+    if _syncfs is None:
+        return False
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        return _syncfs(fd) == 0
+    finally:
+        os.close(fd)
+
+
+def write_back(root: os.PathLike[str] | str) -> None:
+    """Write what is dirty on the filesystem holding ``root`` to disk now (nothing
+    where ``syncfs`` is missing, or ``root`` is gone): a head start for
+    :func:`sync_tree`, which then finds little left to write."""
+    with contextlib.suppress(OSError):
+        _syncfs_at(root)
+
+
 def sync_tree(root: os.PathLike[str] | str) -> None:
     """Make every file and directory under ``root`` durable.
 
@@ -173,13 +194,8 @@ def sync_tree(root: os.PathLike[str] | str) -> None:
     thousands of tiles there are; where it is missing or fails, fall back to fsync of
     every file and directory.
     """
-    if _syncfs is not None:
-        fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            if _syncfs(fd) == 0:
-                return
-        finally:
-            os.close(fd)
+    if _syncfs_at(root):
+        return
     for dirpath, _dirnames, filenames in os.walk(root):
         for name in filenames:
             fd = os.open(os.path.join(dirpath, name), os.O_RDONLY | os.O_CLOEXEC)
@@ -358,6 +374,11 @@ class Staging:
             raise output_error(exc, "moving into place", self.target(self.entries[-1])) from None
         self._release()
         shutil.rmtree(self.path, ignore_errors=True)  # the replaced output; a sweep gets leftovers
+
+    def write_back(self) -> None:
+        """Start the commit's work early: write the tiles staged so far to disk
+        (:func:`write_back`), from a thread, while the build goes on."""
+        write_back(self.path)
 
     def abort(self) -> None:
         """Delete the staging directory and everything in it. Safe to call twice."""
