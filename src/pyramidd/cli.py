@@ -135,7 +135,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     # The fork server of a pool of two or more before anything heavy is imported here:
     # its imports are the longest path to the first subtree (about 40 ms earlier).
     server = None
-    if (args.workers if args.workers > 0 else os.cpu_count() or 1) > 1:
+    if launch.pool_size(args.workers) > 1:
         server = launch.start_fork_server(args.disable_plugin)
 
     import anyio

@@ -9,9 +9,10 @@ that is a fork of it, running in a few milliseconds and sharing those pages. The
 server never runs a task, so no input can crash it.
 
 Its protocol, on the socket the pool gives it (a
-:class:`~multiprocessing.connection.Connection`): the pool sends ``(index,
-disabled)`` followed by the worker's end of a new socket pair (``SCM_RIGHTS``); the
-server forks a worker on it and answers ``("started", pid)``. When a worker exits, the
+:class:`~multiprocessing.connection.Connection`): the pool sends the worker's index
+followed by the worker's end of a new socket pair (``SCM_RIGHTS``); the server forks
+a worker on it, skipping the plugins it was started without, and answers
+``("started", pid)``. When a worker exits, the
 server reaps it and sends ``("exited", pid, returncode)`` (negative: killed by that
 signal, as :mod:`subprocess` has it). ``None`` or the end of the socket stops the
 server; its workers then die with it (their parent-death signal), as they die with the
@@ -41,7 +42,7 @@ def main_from_fd(fd: int, disabled: str) -> None:
     worker._die_with_parent()
     try:
         preload(tuple(filter(None, disabled.split(","))))
-        serve(Connection(fd))
+        serve(Connection(fd), disabled)
     finally:
         exit_now(0)
 
@@ -64,9 +65,10 @@ def preload(disabled: tuple[str, ...]) -> None:
     imagecodecs.jpeg8_encode  # imagecodecs imports each codec at its first use
 
 
-def serve(conn: Connection) -> None:
-    """Fork a worker for each request on ``conn`` and report the workers' exits, until
-    ``None`` or the end of ``conn``."""
+def serve(conn: Connection, disabled: str) -> None:
+    """Fork a worker for each request on ``conn``, its plugins but ``disabled``
+    (comma-separated), and report the workers' exits, until ``None`` or the end of
+    ``conn``."""
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
     signal.set_wakeup_fd(wake_w)
@@ -82,10 +84,9 @@ def serve(conn: Connection) -> None:
                         os.read(wake_r, 4096)
                         _report_exits(conn)
                         continue
-                    request = conn.recv()
-                    if request is None:
+                    index = conn.recv()
+                    if index is None:
                         return
-                    index, disabled = request
                     with socket.fromfd(conn.fileno(), socket.AF_UNIX, socket.SOCK_STREAM) as s:
                         (fd,) = recvfds(s, 1)
                     pid = os.fork()

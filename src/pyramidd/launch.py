@@ -24,6 +24,11 @@ Started = tuple[subprocess.Popen[bytes], socket.socket]
 """A process and the near end of its socket pair."""
 
 
+def pool_size(workers: int) -> int:
+    """Workers of a pool asked for ``workers`` (0 or less: one per CPU)."""
+    return workers if workers > 0 else (os.cpu_count() or 1)
+
+
 def worker_env(environ: Mapping[str, str]) -> dict[str, str]:
     """A worker's environment: the coordinator's, with numpy's BLAS on one thread
     unless the user chose otherwise. Workers do no linear algebra worth a thread pool,

@@ -175,9 +175,9 @@ async def _wait_exit(w: _Worker, timeout: float) -> None:
         await anyio.to_thread.run_sync(_wait, w.process, timeout)
 
 
-def _start(code: str, args: list[str]) -> tuple[subprocess.Popen[bytes], Connection]:
-    """:func:`pyramidd.launch.start`, with the near end as a :class:`Connection`."""
-    process, sock = launch.start(code, args)
+def _connected(started: launch.Started) -> tuple[subprocess.Popen[bytes], Connection]:
+    """A process from :mod:`pyramidd.launch`, its socket as a :class:`Connection`."""
+    process, sock = started
     return process, Connection(sock.detach())
 
 
@@ -205,7 +205,7 @@ class WorkerPool:
         wait_started: bool = True,
         fork_server: launch.Started | None = None,
     ) -> None:
-        self.size = workers if workers > 0 else (os.cpu_count() or 1)
+        self.size = launch.pool_size(workers)
         #: Plugins this pool's workers do not load (the coordinator must skip them too).
         self.disabled_plugins = tuple(disabled_plugins)
         self._on_log = on_log
@@ -271,9 +271,7 @@ class WorkerPool:
                 if w.process.poll() is None and w.process.pid is not None]
 
     def _start_server(self, started: launch.Started | None) -> _ForkServer:
-        if started is None:
-            started = launch.start_fork_server(self.disabled_plugins)
-        process, conn = started[0], Connection(started[1].detach())
+        process, conn = _connected(started or launch.start_fork_server(self.disabled_plugins))
         server = _ForkServer(process, os.pidfd_open(process.pid), conn)
         assert self._tg is not None
         self._tg.start_soon(_receive, server.conn, server.handle)
@@ -281,12 +279,12 @@ class WorkerPool:
         return server
 
     def _spawn(self, index: int) -> _Worker:
-        disabled = ",".join(self.disabled_plugins)
         started = None
         if self._server is not None and self._server.alive:
-            started = self._fork(self._server, index, disabled)
+            started = self._fork(self._server, index)
         if started is None:
-            process, conn = _start(launch.WORKER_CODE, [str(index), disabled])
+            process, conn = _connected(launch.start(
+                launch.WORKER_CODE, [str(index), ",".join(self.disabled_plugins)]))
             w = _Worker(index, process, os.pidfd_open(process.pid), conn)
         else:
             w = _Worker(index, started[0], None, started[1])
@@ -300,11 +298,11 @@ class WorkerPool:
         return w
 
     @staticmethod
-    def _fork(server: _ForkServer, index: int, disabled: str) -> tuple[_Forked, Connection] | None:
+    def _fork(server: _ForkServer, index: int) -> tuple[_Forked, Connection] | None:
         """Ask the fork server for worker ``index``; ``None`` if it is gone."""
         parent, child = socket.socketpair()
         try:
-            server.conn.send((index, disabled))
+            server.conn.send(index)
             with socket.fromfd(server.conn.fileno(), socket.AF_UNIX, socket.SOCK_STREAM) as s:
                 sendfds(s, [child.fileno()])
         except OSError:
