@@ -13,7 +13,8 @@ measured at the peak of a 16384² build).
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
+
+from . import libc
 
 #: ``mallopt`` parameters (glibc ``malloc.h``).
 M_TOP_PAD = -2
@@ -28,12 +29,8 @@ TOP_PAD = 64 << 20
 def tune() -> bool:
     """Apply the settings to this process; ``False`` where the C library is not glibc
     (the defaults then stay, which is only slower)."""
-    name = ctypes.util.find_library("c")
-    if not name:
-        return False
-    try:
-        mallopt = ctypes.CDLL(name).mallopt
-    except (OSError, AttributeError):
+    mallopt = libc.function("mallopt")
+    if mallopt is None:
         return False
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
     return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) and mallopt(M_TOP_PAD, TOP_PAD))

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from . import malloc, shm
+from . import libc, malloc, shm
 from .fastexit import exit_now
 from . import plugins as plugin_loader
 from .errors import PyramiddError
@@ -58,14 +58,10 @@ def send_log(event: dict[str, Any]) -> None:
 
 def _die_with_parent() -> None:
     # If the coordinator is killed (-9), a worker must not linger rendering for nobody.
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    prctl = libc.function("prctl")
+    if prctl is not None:
         PR_SET_PDEATHSIG = 1
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    except OSError:
-        pass
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def main_from_fd(fd: int, worker_id: int, disabled: str) -> None:

@@ -14,8 +14,6 @@ of the stages builds the same tree.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import os
 import threading
 from dataclasses import dataclass, field
@@ -25,6 +23,7 @@ from typing import Callable
 import numpy as np
 import structlog
 
+from .. import libc
 from .quadtree import Rect, child_rect, point_quadrants, segments_hit_rect
 from .records import EDGE, NODE
 
@@ -34,10 +33,8 @@ log = structlog.get_logger("pyramidd.graph")
 def _malloc_trim() -> Callable[[], None]:
     # Bags are many small arrays allocated and freed from several threads; glibc keeps
     # the freed memory in per-thread arenas unless asked to give it back.
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        trim = libc.malloc_trim
-    except (OSError, AttributeError):
+    trim = libc.function("malloc_trim")
+    if trim is None:
         return lambda: None
     return lambda: trim(0) and None
 

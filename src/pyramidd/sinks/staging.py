@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from .. import libc
 from ..errors import OutputError
 from ..shm import alive
 
@@ -60,17 +61,8 @@ _RENAME_NOREPLACE = 1
 _RENAME_EXCHANGE = 2
 
 
-def _libc_function(name: str) -> Any:
-    try:
-        fn = getattr(ctypes.CDLL(None, use_errno=True), name)
-    except (OSError, AttributeError):
-        return None
-    fn.restype = ctypes.c_int
-    return fn
-
-
-_syncfs = _libc_function("syncfs")
-_renameat2 = _libc_function("renameat2")
+_syncfs = libc.function("syncfs")
+_renameat2 = libc.function("renameat2")
 if _renameat2 is not None:
     _renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
 
