@@ -40,3 +40,19 @@ def test_subtree_height_is_capped():
     g = Grid(1 << 20, 1 << 20, 256)
     p = planner.plan(g, 1)
     assert g.top - p.builder_level <= planner.MAX_SUBTREE_HEIGHT
+
+
+def test_subtree_tiles_count_every_tile_from_the_builder_level_up():
+    for g in (Grid(16384, 16384, 254, 1), Grid(5000, 3000, 254, 1), Grid(32768, 1000, 256)):
+        p = planner.plan(g, 2)
+        below = sum(c * r for c, r in map(g.tiles_across, range(g.min_level, p.builder_level)))
+        assert below + sum(planner.subtree_tiles(g, k) for k in p.subtrees) == g.tile_count()
+
+
+def test_a_sliver_subtree_weighs_a_few_tiles_a_level():
+    g = Grid(32768, 32768, 254, 1)  # 130x130 tiles: four subtrees 32 tiles wide, then 2
+    p = planner.plan(g, 2)
+    tiles = sorted(planner.subtree_tiles(g, k) for k in p.subtrees)
+    whole = sum(4**d for d in range(6))  # 32x32 tiles at the top, 1 at the root
+    sliver = 2 * 32 + 16 + 8 + 4 + 2 + 1  # two tiles wide at the top, one below
+    assert tiles == [2 * 2 + 5] + [sliver] * 8 + [whole] * 16

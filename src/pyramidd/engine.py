@@ -313,7 +313,8 @@ class _Subtrees:
     def __init__(self, ctx: tasks.BuildContext, plan: planner.Plan, workers: int) -> None:
         self.ctx, self.plan = ctx, plan
         self.builder_level = plan.builder_level
-        self.scheduler = StealingScheduler(len(plan.subtrees), workers)
+        weights = [planner.subtree_tiles(ctx.grid, root) for root in plan.subtrees]
+        self.scheduler = StealingScheduler(len(plan.subtrees), workers, weights)
 
     @property
     def steals(self) -> int:

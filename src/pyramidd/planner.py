@@ -40,6 +40,19 @@ def work_units(grid: Grid, level: int) -> float:
     return (w / grid.tile_size) * (h / grid.tile_size)
 
 
+def subtree_tiles(grid: Grid, root: TileKey) -> int:
+    """Tiles of ``root``'s subtree, from ``root`` up to full resolution: the work it
+    is, to the scheduler (a sliver along the image's edge is a few per level)."""
+    count = 0
+    for d in range(grid.top - root.level + 1):
+        cols, rows = grid.tiles_across(root.level + d)
+        span = 1 << d
+        across = min(cols, (root.col + 1) * span) - root.col * span
+        down = min(rows, (root.row + 1) * span) - root.row * span
+        count += max(0, across) * max(0, down)
+    return count
+
+
 def builder_level(grid: Grid, workers: int, per_worker: int = SUBTREES_PER_WORKER) -> int:
     """The lowest level with at least ``workers * per_worker`` subtrees' worth of
     pixels (:func:`work_units`), within the height cap.
