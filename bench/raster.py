@@ -125,12 +125,13 @@ OUT = "{out}"
 
 
 def run_case(name: str, commands: dict[str, list[str]], env: dict[str, dict[str, str]],
-             out: Path, repeat: int) -> dict[str, Measurement]:
+             out: Path, repeat: int, memory: bool = True) -> dict[str, Measurement]:
     """Run each command ``repeat`` times (gdal2tiles once), print medians and ratios to pyramidd.
 
     The tools take turns, round after round, so that load from elsewhere on the
     machine falls on all of them alike. :data:`OUT` in a command is replaced by a new
-    folder for each run (:func:`fresh_folder`).
+    folder for each run (:func:`fresh_folder`). ``memory`` False: time only, with no
+    memory sampler beside the runs (see :func:`measure.measure`).
     """
     print(f"\n{name} (load average at start: {os.getloadavg()[0]:.2f})", flush=True)
     runs: dict[str, list[Measurement]] = {tool: [] for tool in commands}
@@ -140,16 +141,19 @@ def run_case(name: str, commands: dict[str, list[str]], env: dict[str, dict[str,
                 continue
             dest = fresh_folder(out)
             settle()
-            runs[tool].append(measure([a.replace(OUT, str(dest)) for a in cmd], env.get(tool)))
+            runs[tool].append(measure([a.replace(OUT, str(dest)) for a in cmd], env.get(tool),
+                                      interval=0.05 if memory else None))
     results = {tool: median(r) for tool, r in runs.items()}
     print(f"  {'tool':<12}{'wall s':>9}{'cpu s':>9}{'peak MiB':>10}{'wall ratio':>12}{'peak ratio':>12}")
     ours = results["pyramidd"]
     for tool, m in results.items():
         ratio = "" if tool == "pyramidd" else f"{ours.wall / m.wall:>12.2f}"
-        pratio = "" if tool == "pyramidd" else f"{ours.peak / m.peak:>12.2f}"
-        print(f"  {tool:<12}{m.wall:>9.2f}{m.cpu:>9.2f}{m.peak / MIB:>10.0f}{ratio}{pratio}")
-    print("  runs in order, wall s/peak MiB: " + "; ".join(
-        f"{tool} {' '.join(f'{m.wall:.1f}/{m.peak / MIB:.0f}' for m in r)}" for tool, r in runs.items()))
+        peak = f"{m.peak / MIB:>10.0f}" if memory else f"{'-':>10}"
+        pratio = "" if tool == "pyramidd" or not memory else f"{ours.peak / m.peak:>12.2f}"
+        print(f"  {tool:<12}{m.wall:>9.2f}{m.cpu:>9.2f}{peak}{ratio}{pratio}")
+    each = (lambda m: f"{m.wall:.1f}/{m.peak / MIB:.0f}") if memory else (lambda m: f"{m.wall:.2f}")
+    print(f"  runs in order, wall s{'/peak MiB' if memory else ''}: " + "; ".join(
+        f"{tool} {' '.join(map(each, r))}" for tool, r in runs.items()))
     print("  (ratio = pyramidd / tool; below 1 means pyramidd is faster or smaller)", flush=True)
     return results
 
@@ -347,7 +351,10 @@ def main() -> None:
                 "pyramidd": pyramidd(scaling_src, "--quality", "85"),
                 "pyramidd-1": pyramidd(scaling_src, "--quality", "85", workers="1"),
             },
-            {}, out, args.repeat,
+            # Unobserved, as the machine's controls below: a memory sampler's CPU
+            # would come out of the workers' with two (0.28 s of a 1.98 s 16384²
+            # build in seven interleaved rounds) and out of an idle core with one.
+            {}, out, args.repeat, memory=False,
         )
         print(f"  speed-up from 1 to {w} workers: {one['pyramidd-1'].wall / one['pyramidd'].wall:.2f}x")
         machine_scaling(int(w), args.repeat, pyramidd(scaling_src, "--quality", "85", workers="1"), out)
