@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-PYRAMIDD = [sys.executable, "-m", "pyramidd.cli"]
+PYRAMIDD = [sys.executable, "-m", "pyramidd"]  # as the installed command
 
 
 def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -101,6 +103,79 @@ def test_bad_input_and_options_give_one_clear_line(tmp_path, image):
         assert "Traceback" not in r.stderr
         assert not (tmp_path / "out.dzi").exists() and not (tmp_path / "out_files").exists(), name
         assert not [p for p in tmp_path.iterdir() if "staging" in p.name], name
+
+
+def test_the_command_guesses_a_builds_fork_server_from_its_arguments():
+    from pyramidd.launch import build_fork_server_plugins as guess
+
+    default = () if (os.cpu_count() or 1) > 1 else None  # --workers 0: one per CPU
+    assert guess(["build", "in.tif", "out"]) == default
+    assert guess(["build", "in.tif", "out", "--workers", "2"]) == ()
+    assert guess(["build", "--workers=3", "--disable-plugin", "a", "in.tif", "out",
+                  "--disable-plugin=b"]) == ("a", "b")
+    assert guess(["build", "in.tif", "out", "--workers", "1"]) is None
+    assert guess(["build", "in.tif", "out", "--workers", "two"]) is None
+    assert guess(["build", "in.tif", "--workers"]) is None
+    assert guess(["build", "--help"]) is None
+    assert guess(["run", "--workers", "2"]) is None
+    assert guess([]) is None
+
+
+#: ``pyramidd`` as installed, saying on stderr when it starts or stops a fork server.
+TRACED = """
+import sys
+from pyramidd import launch
+start, stop = launch.start_fork_server, launch.stop
+def traced_start(plugins=()):
+    started = start(plugins)
+    print("start", started[0].pid, ",".join(plugins), file=sys.stderr, flush=True)
+    return started
+def traced_stop(started):
+    print("stop", started[0].pid, file=sys.stderr, flush=True)
+    stop(started)
+launch.start_fork_server, launch.stop = traced_start, traced_stop
+from pyramidd.command import main
+main()
+"""
+
+
+def _traced(*args: str) -> tuple[subprocess.CompletedProcess[str], list[list[str]]]:
+    r = subprocess.run([sys.executable, "-c", TRACED, *args], capture_output=True, text=True,
+                       timeout=120)
+    events = [line.split(" ") for line in r.stderr.splitlines() if line.startswith(("start ", "stop "))]
+    return r, events
+
+
+def _gone(pid: int) -> bool:
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return not Path(f"/proc/{pid}").exists()
+
+
+def test_the_command_starts_a_builds_fork_server_before_parsing_and_uses_it(tmp_path, image):
+    r, events = _traced("build", str(image), str(tmp_path / "a"), "--workers", "2",
+                        "--disable-plugin", "template")
+    assert r.returncode == 0, r.stderr
+    assert [e[0] for e in events] == ["start"] and events[0][2] == "template"  # one server
+    assert (tmp_path / "a.dzi").exists()
+    # An abbreviated option the guess cannot read: the parsed one wins, the guess is stopped.
+    r, events = _traced("build", str(image), str(tmp_path / "b"), "--work", "1")
+    assert r.returncode == 0, r.stderr
+    assert [e[0] for e in events] == ["start", "stop"] and events[0][1] == events[1][1]
+    assert (tmp_path / "b.dzi").exists()
+    r, events = _traced("plugins")
+    assert r.returncode == 0 and events == []
+
+
+def test_a_fork_server_started_for_a_build_that_fails_ends_with_it(tmp_path, image):
+    for args in (["build", str(tmp_path / "nope.png"), str(tmp_path / "out")],
+                 ["build", str(image), str(tmp_path / "out"), "--tile-size", "0"],
+                 ["build", str(image), str(tmp_path / "out"), "--no-such-option"]):
+        r, events = _traced(*args, "--workers", "2")
+        assert r.returncode == 2, r.stderr
+        assert events and events[0][0] == "start", r.stderr
+        assert _gone(int(events[0][1])), args
 
 
 def test_debug_shows_the_traceback(tmp_path):

@@ -15,7 +15,7 @@ from PIL import Image
 from bigpng import expected_rows, write_png
 from pyramidd.memory import tree_bytes
 
-PYRAMIDD = [sys.executable, "-m", "pyramidd.cli"]
+PYRAMIDD = [sys.executable, "-m", "pyramidd"]  # as the installed command
 
 
 def tiled_tiff(path: Path, side: int) -> None:

@@ -126,17 +126,26 @@ def _build_options_of(args: argparse.Namespace) -> BuildOptions:
     return options
 
 
+def _fork_server(args: argparse.Namespace) -> launch.Started | None:
+    """The fork server of a build's pool of two or more workers, started before
+    anything heavy is imported here: its imports are the longest path to the first
+    subtree. The one started before the arguments were parsed if it is the right one."""
+    early = getattr(args, "early_fork_server", None)
+    wanted = launch.pool_size(args.workers) > 1
+    if early is not None:
+        if wanted and early[0] == tuple(args.disable_plugin):
+            return early[1]
+        launch.stop(early[1])
+    return launch.start_fork_server(args.disable_plugin) if wanted else None
+
+
 def cmd_build(args: argparse.Namespace) -> int:
     """Run one build, with a progress bar on a terminal and one summary line at the end."""
     if not args.input.exists():
         raise InputError(f"{args.input}: no such file")
     if args.input.is_dir():
         raise InputError(f"{args.input}: is a folder, not a file")
-    # The fork server of a pool of two or more before anything heavy is imported here:
-    # its imports are the longest path to the first subtree (about 40 ms earlier).
-    server = None
-    if launch.pool_size(args.workers) > 1:
-        server = launch.start_fork_server(args.disable_plugin)
+    server = _fork_server(args)
 
     import anyio
 
@@ -242,18 +251,24 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None,
+         early_fork_server: tuple[tuple[str, ...], launch.Started] | None = None) -> int:
     """Entry point of the ``pyramidd`` command (``argv`` None: the process's own arguments).
 
     Run as the command (``argv`` None), ``pyramidd build`` ends its process as soon
     as it has printed its summary, without the interpreter's teardown (see
     :func:`~pyramidd.fastexit.exit_now`); called with arguments, as from Python, it returns.
+    ``early_fork_server``: a fork server :mod:`pyramidd.command` started before the
+    arguments were parsed, with the plugins it disables, for ``build`` to use or stop;
+    if the command fails before, the server ends with this process (it dies with its
+    parent, and leaves at the end of its socket).
     """
     # Before numpy is imported: OpenBLAS would start a thread per CPU that spins for
     # tens of milliseconds of CPU at import, taken from the workers starting beside
     # this process. Nothing here does linear algebra worth a thread pool.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     args = make_parser().parse_args(argv)
+    args.early_fork_server = early_fork_server
     code = _run(args)
     if argv is None and args.func is cmd_build:
         exit_now(code)

@@ -56,3 +56,47 @@ def start_fork_server(disabled_plugins: Sequence[str] = ()) -> Started:
     ``disabled_plugins``; give it to :class:`~pyramidd.pool.WorkerPool` as
     ``fork_server``."""
     return start(SERVER_CODE, [",".join(disabled_plugins)])
+
+
+def stop(started: Started) -> None:
+    """End a process started here that nothing took over (e.g. a fork server started
+    ahead of a build that turned out to need none)."""
+    process, sock = started
+    sock.close()
+    process.kill()
+    process.wait()
+
+
+def build_fork_server_plugins(argv: Sequence[str]) -> tuple[str, ...] | None:
+    """The plugins to disable in the fork server of ``pyramidd build`` arguments
+    ``argv`` (the command's own, without the program name), read without argparse;
+    ``None`` when they are not those of a build with two or more workers.
+
+    Only a guess, taken before the command line's modules are imported: the command
+    checks it against its parsed arguments and stops a server it does not need.
+    """
+    if not argv or argv[0] != "build":
+        return None
+    workers, disabled = 0, []
+    rest = iter(argv[1:])
+    for arg in rest:
+        if arg == "--" or arg in ("-h", "--help"):
+            break
+        name, eq, value = arg.partition("=")
+        if name not in ("--workers", "--disable-plugin"):
+            continue
+        if not eq:
+            value = next(rest, None)
+            if value is None:
+                return None
+        if name == "--disable-plugin":
+            disabled.append(value)
+            continue
+        try:
+            workers = int(value)
+        except ValueError:
+            return None
+    else:
+        return tuple(disabled) if pool_size(workers) > 1 else None
+    return None
+
