@@ -80,8 +80,8 @@ def build_fork_server_plugins(argv: Sequence[str]) -> tuple[str, ...] | None:
     workers, disabled = 0, []
     rest = iter(argv[1:])
     for arg in rest:
-        if arg == "--" or arg in ("-h", "--help"):
-            break
+        if arg in ("--", "-h", "--help"):
+            return None
         name, eq, value = arg.partition("=")
         if name not in ("--workers", "--disable-plugin"):
             continue
@@ -96,7 +96,5 @@ def build_fork_server_plugins(argv: Sequence[str]) -> tuple[str, ...] | None:
             workers = int(value)
         except ValueError:
             return None
-    else:
-        return tuple(disabled) if pool_size(workers) > 1 else None
-    return None
+    return tuple(disabled) if pool_size(workers) > 1 else None
 

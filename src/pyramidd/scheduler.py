@@ -67,15 +67,12 @@ class StealingScheduler:
     _prefix: list[float] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if self.weights is None:
-            cut = split(self.n, self.workers)
-            self._prefix = [float(i) for i in range(self.n + 1)]
-        else:
-            if len(self.weights) != self.n:
-                raise ValueError(f"{len(self.weights)} weights for {self.n} items")
-            cut = split_weighted(self.weights, self.workers)
-            self._prefix = [0.0, *accumulate(map(float, self.weights))]
+        if self.weights is not None and len(self.weights) != self.n:
+            raise ValueError(f"{len(self.weights)} weights for {self.n} items")
+        cut = (split(self.n, self.workers) if self.weights is None
+               else split_weighted(self.weights, self.workers))
         self.segments = [[s, e] for s, e in cut]
+        self._prefix = [0.0, *accumulate(self.weights or [1.0] * self.n)]
 
     def remaining(self) -> int:
         """Items not handed out yet."""
