@@ -97,4 +97,3 @@ def build_fork_server_plugins(argv: Sequence[str]) -> tuple[str, ...] | None:
         except ValueError:
             return None
     return tuple(disabled) if pool_size(workers) > 1 else None
-
