@@ -139,9 +139,8 @@ def main() -> None:
         shutil.rmtree(root, ignore_errors=True)
         root.mkdir()
         out = root / "graph"
-        m = measure([sys.executable, "-c", "from pyramidd.cli import main; raise SystemExit(main())",
-                     "build", str(inp), str(out), "--memory-budget", str(args.budget),
-                     "--workers", str(args.workers)])
+        m = measure([sys.executable, "-m", "pyramidd", "build", str(inp), str(out),
+                     "--memory-budget", str(args.budget), "--workers", str(args.workers)])
         index = GraphIndex.load(out)
         size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
         q = queries(root, "graph", args.queries)

@@ -16,11 +16,12 @@ Cases (``--cases``, comma-separated; the default is every case but ``flat``):
   ``vips dzsave --layout google --suffix .png``;
 - ``tms``: TMS 256 PNG, pyramidd vs ``gdal2tiles.py -p raster --processes=2`` (slow:
   gdal2tiles runs once; ``--no-gdal2tiles`` drops the case);
-- ``scaling``: DZI JPEG q85 with 1 worker vs 2, and the machine's own scaling as a
-  control (1 vs 2 processes of a CPU-bound and of a memory-bound workload, of JPEG
-  encoding, and of two whole one-worker builds at once); ``--scaling-size`` builds a
-  larger input for this case alone (a build's fixed part, interpreters starting and
-  the durable commit, weighs less there);
+- ``scaling``: DZI JPEG q85 with 1 worker vs 2, as one-shot commands and in the
+  running service (its pool warm), and the machine's own scaling as a control (1 vs 2
+  processes of a CPU-bound and of a memory-bound workload, of JPEG encoding, and of
+  two whole one-worker builds at once); ``--scaling-size`` builds a larger input for
+  this case alone (a one-shot build's fixed part, interpreters starting and the
+  durable commit, weighs less there);
 - ``flat``: peak memory against image size for a region-read source: DZI 254/1 JPEG
   q85 from tiled TIFFs of each of ``--flat-sizes`` (default 16384 and 65536: the
   larger is 12 GiB on disk, written tile by tile, never whole in memory; its noise
@@ -214,6 +215,27 @@ def machine_scaling(n: int, repeat: int, build: list[str], out: Path) -> None:
     print(f"  build control, {n} one-worker builds at once: {ratio:.2f}x the work of one")
 
 
+def warm_scaling(src: Path, workers: int, repeat: int, out: Path, quality: int) -> None:
+    """Print the speed-up from 1 to ``workers`` workers of the same build in the running
+    service (``bench/service.py``), whose pool is warm: no interpreter, imports or
+    fork server start inside the time, which runs from the input's rename into the
+    drop folder until it is in ``done/``. One build at a time, unobserved, the worker
+    counts taking turns."""
+    from service import run_service  # bench/service.py, which imports this module
+
+    walls: dict[int, list[float]] = {1: [], workers: []}
+    for _ in range(repeat):
+        for n, runs in walls.items():
+            root = fresh_folder(out)
+            settle()
+            run = run_service(root, [src], n, 1, 600, memory=False, quality=quality)
+            runs.append(run.measurement.wall)
+    one, many = statistics.median(walls[1]), statistics.median(walls[workers])
+    print(f"  in the service, pool warm: {workers} workers {many:.2f} s, 1 worker {one:.2f} s"
+          f" (walls {' '.join(f'{v:.2f}' for v in walls[workers])};"
+          f" {' '.join(f'{v:.2f}' for v in walls[1])}): speed-up {one / many:.2f}x", flush=True)
+
+
 def parse_cases(text: str, no_gdal2tiles: bool) -> list[str]:
     """The case names of ``--cases``; exit naming the choices on an unknown one."""
     cases = [c.strip() for c in text.split(",") if c.strip()]
@@ -238,7 +260,7 @@ def flat_case(work: Path, out: Path, sizes: list[int], w: str, repeat: int) -> N
         results[side] = run_case(
             f"flatness: DZI 254/1 JPEG q85 from a {side}² tiled TIFF ({repeat} run(s) each)",
             {
-                "pyramidd": [sys.executable, "-m", "pyramidd.cli", "build", str(src), f"{OUT}/p",
+                "pyramidd": [sys.executable, "-m", "pyramidd", "build", str(src), f"{OUT}/p",
                              "--workers", w, "--quality", "85"],
                 "vips": ["vips", "dzsave", str(src), f"{OUT}/v", "--tile-size", "254",
                          "--overlap", "1", "--suffix", ".jpg[Q=85]"],
@@ -297,7 +319,7 @@ def main() -> None:
         ensure_space(work, need)
 
     def pyramidd(path: Path, *options: str, workers: str = w) -> list[str]:
-        return [sys.executable, "-m", "pyramidd.cli", "build", str(path), f"{OUT}/p",
+        return [sys.executable, "-m", "pyramidd", "build", str(path), f"{OUT}/p",
                 "--workers", workers, *options]
 
     if "dzi" in cases:
@@ -357,6 +379,7 @@ def main() -> None:
             {}, out, args.repeat, memory=False,
         )
         print(f"  speed-up from 1 to {w} workers: {one['pyramidd-1'].wall / one['pyramidd'].wall:.2f}x")
+        warm_scaling(scaling_src, int(w), args.repeat, out, quality=85)
         machine_scaling(int(w), args.repeat, pyramidd(scaling_src, "--quality", "85", workers="1"), out)
     if "flat" in cases:
         sizes = sorted(int(v) for v in args.flat_sizes.split(","))

@@ -96,8 +96,14 @@ def count_tiles(folder: Path) -> int:
     return sum(1 for _, _, files in os.walk(folder) for f in files if f.endswith((".jpg", ".jpeg")))
 
 
-def run_service(root: Path, inputs: list[Path], workers: int, jobs: int, timeout: float) -> ServiceRun:
-    """Start the service in ``root`` (a new folder), drop ``inputs`` in, time until all are done."""
+def run_service(root: Path, inputs: list[Path], workers: int, jobs: int, timeout: float,
+                memory: bool = True, **options: object) -> ServiceRun:
+    """Start the service in ``root`` (a new folder), drop ``inputs`` in, time until all are done.
+
+    ``options`` go into the watch's table (e.g. ``quality=85``). ``memory`` False:
+    no memory sampler while it builds (peak 0), whose page-table walks would take CPU
+    from the workers (see ``measure.measure``).
+    """
     drop, staging = root / "drop", root / "staging"
     for folder in (drop, staging):
         folder.mkdir(parents=True)
@@ -106,7 +112,7 @@ def run_service(root: Path, inputs: list[Path], workers: int, jobs: int, timeout
     config = write_config(
         root / "pyramidd.toml",
         [{"name": "bench", "folder": str(drop), "output": str(root / "out"), "patterns": ["*"],
-          "settle_time": 0.0, "min_age": 0.0}],
+          "settle_time": 0.0, "min_age": 0.0, **options}],
         state_dir=str(root / "state"), workers=workers, jobs=jobs,
         http={"bind": "127.0.0.1:0"}, log={"format": "json", "level": "info"},
     )
@@ -123,7 +129,8 @@ def run_service(root: Path, inputs: list[Path], workers: int, jobs: int, timeout
             os.rename(staging / path.name, drop / path.name)
         peak, n_done, n_failed = 0, 0, 0
         while n_done + n_failed < len(inputs):
-            peak = max(peak, tree_bytes(pid))
+            if memory:
+                peak = max(peak, tree_bytes(pid))
             n_done = len(os.listdir(done)) if done.exists() else 0
             n_failed = sum(1 for n in os.listdir(failed) if not n.endswith(".json")) if failed.exists() else 0
             if time.monotonic() - start > timeout:

@@ -26,9 +26,9 @@ from typing import Any
 
 
 def pyramidd_command() -> list[str]:
-    """The installed ``pyramidd`` script beside this Python, else ``python -m pyramidd.cli``."""
+    """The installed ``pyramidd`` script beside this Python, else ``python -m pyramidd``."""
     script = shutil.which("pyramidd", path=str(Path(sys.executable).parent))
-    return [script] if script else [sys.executable, "-m", "pyramidd.cli"]
+    return [script] if script else [sys.executable, "-m", "pyramidd"]
 
 
 def toml_value(value: Any) -> str:
