@@ -56,8 +56,9 @@ def preload(disabled: tuple[str, ...]) -> None:
         plugin_loader.load(disabled)
     except Exception:
         pass
+    # Not Pillow: of the built-in formats only some sources and encoders need it, and
+    # a worker of such a build imports it at its first tile, beside the other worker.
     import imagecodecs
-    from PIL import ImageFile  # noqa: F401  (Pillow imports it at the first decode)
 
     from . import resamplers
 

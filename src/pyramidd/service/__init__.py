@@ -14,3 +14,8 @@ does with the journal), :mod:`.jobs` (one job with retries), :mod:`.watch` (even
 rescans), :mod:`.service` (the whole), :mod:`.notify` (systemd), :mod:`.http`,
 :mod:`.metrics`, :mod:`.status`, :mod:`.logs`, :mod:`.crashpoints`, :mod:`.cli`.
 """
+
+from pathlib import Path
+
+#: Default location of the config, as installed by the systemd unit.
+DEFAULT_PATH = Path("/etc/pyramidd/pyramidd.toml")

@@ -7,13 +7,30 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from ..errors import PyramiddError
-from .config import DEFAULT_PATH, ConfigError, load_config
+from . import DEFAULT_PATH
+
+# The config module (TOML, the profiles' validation) is imported by the commands that
+# read a config: this module is imported to build every pyramidd command line, a
+# one-shot build's among them.
 
 
 def _default_config() -> Path:
     return Path(os.environ.get("PYRAMIDD_CONFIG", DEFAULT_PATH))
+
+
+def _load_config(args: argparse.Namespace) -> Any:
+    """The config ``--config`` names (or the default), or ``None`` once it has said why
+    it cannot be read."""
+    from .config import ConfigError, load_config
+
+    try:
+        return load_config(args.config or _default_config())
+    except ConfigError as exc:
+        print(f"pyramidd: {exc}", file=sys.stderr)
+        return None
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -40,11 +57,8 @@ def run_command(args: argparse.Namespace) -> int:
     from . import logs
     from .service import Service
 
-    path = args.config or _default_config()
-    try:
-        config = load_config(path)
-    except ConfigError as exc:
-        print(f"pyramidd: {exc}", file=sys.stderr)
+    config = _load_config(args)
+    if config is None:
         return 2
     logs.configure(config.log.level, config.log.format)
     try:
@@ -74,11 +88,8 @@ def status_command(args: argparse.Namespace) -> int:
     """``pyramidd status``: 0 if the service answered, 1 if it did not, 2 for a bad config."""
     from .status import fetch, render
 
-    path = args.config or _default_config()
-    try:
-        config = load_config(path)
-    except ConfigError as exc:
-        print(f"pyramidd: {exc}", file=sys.stderr)
+    config = _load_config(args)
+    if config is None:
         return 2
     try:
         status = fetch(config.state_dir)

@@ -19,9 +19,6 @@ from typing import Any
 from ..errors import OptionError
 from ..options import SUFFIXES, BuildOptions, parse_colour
 
-#: Default location of the config, as installed by the systemd unit.
-DEFAULT_PATH = Path("/etc/pyramidd/pyramidd.toml")
-
 _UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1024, "m": 1000**2, "mb": 1000**2,
           "mib": 1024**2, "g": 1000**3, "gb": 1000**3, "gib": 1024**3, "t": 1000**4,
           "tb": 1000**4, "tib": 1024**4}

@@ -33,7 +33,6 @@ from typing import Any
 
 import imagecodecs
 import numpy as np
-from PIL import Image
 
 from ..errors import OptionError
 from ..options import SUFFIXES, BuildOptions
@@ -217,6 +216,10 @@ class TileEncoder:
             full = self.quality >= JPEG_FULL_CHROMA_QUALITY
             return bytes(imagecodecs.jpeg8_encode(
                 arr, level=self.quality, subsampling="444" if full else "420"))
+        # Pillow only for grey JPEG and WebP, imported when first needed: every worker and
+        # coordinator imports this module, and RGB JPEG and PNG builds never call it.
+        from PIL import Image
+
         if arr.shape[2] == 1:
             arr = arr[:, :, 0]
         image = Image.fromarray(arr)

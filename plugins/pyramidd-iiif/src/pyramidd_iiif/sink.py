@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from pyramidd.errors import OptionError
 from pyramidd.formats import LayoutRules, Source
@@ -132,6 +131,8 @@ class IIIFSink:
                           np.uint32)
             pixels = ((colour * alpha + bg * (255 - alpha) + 127) // 255).astype(np.uint8)
             bands -= 1
+        from PIL import Image  # here: pyramidd imports this module for every build
+
         image = Image.fromarray(pixels[..., 0] if bands == 1 else pixels, _MODES[bands])
         buf = io.BytesIO()
         fmt = SUFFIXES[self.suffix]

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from pyramidd.errors import OptionError, OutputError
 from pyramidd.formats import LayoutRules, Source
@@ -212,6 +211,8 @@ class MBTilesSink:
         if self.suffix in ("jpg", "jpeg") and bands in (2, 4):
             pixels = _flatten(pixels, self.background)
             bands -= 1
+        from PIL import Image  # here: pyramidd imports this module for every build
+
         image = Image.fromarray(pixels[..., 0] if bands == 1 else pixels, _MODES[bands])
         buf = io.BytesIO()
         fmt = SUFFIXES[self.suffix]
