@@ -219,8 +219,9 @@ def warm_scaling(src: Path, workers: int, repeat: int, out: Path, quality: int) 
     """Print the speed-up from 1 to ``workers`` workers of the same build in the running
     service (``bench/service.py``), whose pool is warm: no interpreter, imports or
     fork server start inside the time, which runs from the input's rename into the
-    drop folder until it is in ``done/``. One build at a time, unobserved, the worker
-    counts taking turns."""
+    drop folder until it is in ``done/``. Each service first builds the input once,
+    untimed (its workers' first task imports the formats' modules and grows their
+    heaps); then one build at a time, unobserved, the worker counts taking turns."""
     from service import run_service  # bench/service.py, which imports this module
 
     walls: dict[int, list[float]] = {1: [], workers: []}
@@ -228,7 +229,7 @@ def warm_scaling(src: Path, workers: int, repeat: int, out: Path, quality: int) 
         for n, runs in walls.items():
             root = fresh_folder(out)
             settle()
-            run = run_service(root, [src], n, 1, 600, memory=False, quality=quality)
+            run = run_service(root, [src], n, 1, 600, memory=False, warmup=src, quality=quality)
             runs.append(run.measurement.wall)
     one, many = statistics.median(walls[1]), statistics.median(walls[workers])
     print(f"  in the service, pool warm: {workers} workers {many:.2f} s, 1 worker {one:.2f} s"

@@ -97,18 +97,22 @@ def count_tiles(folder: Path) -> int:
 
 
 def run_service(root: Path, inputs: list[Path], workers: int, jobs: int, timeout: float,
-                memory: bool = True, **options: object) -> ServiceRun:
+                memory: bool = True, warmup: Path | None = None, **options: object) -> ServiceRun:
     """Start the service in ``root`` (a new folder), drop ``inputs`` in, time until all are done.
 
     ``options`` go into the watch's table (e.g. ``quality=85``). ``memory`` False:
     no memory sampler while it builds (peak 0), whose page-table walks would take CPU
-    from the workers (see ``measure.measure``).
+    from the workers (see ``measure.measure``). ``warmup``: an input built first and
+    not timed, so that the workers have imported what a build's first task imports
+    and grown their heaps, as in a service that has built before.
     """
     drop, staging = root / "drop", root / "staging"
     for folder in (drop, staging):
         folder.mkdir(parents=True)
     for path in inputs:  # same filesystem: a rename into the drop folder is atomic
         os.link(path, staging / path.name)
+    if warmup is not None:
+        os.link(warmup, staging / f"warmup-{warmup.name}")
     config = write_config(
         root / "pyramidd.toml",
         [{"name": "bench", "folder": str(drop), "output": str(root / "out"), "patterns": ["*"],
@@ -122,31 +126,46 @@ def run_service(root: Path, inputs: list[Path], workers: int, jobs: int, timeout
         assert service.proc is not None
         pid = service.proc.pid
         idle = tree_bytes(pid)
-        done, failed = drop / "done", drop / "failed"
+        if warmup is not None:
+            drop_and_wait(service, [f"warmup-{warmup.name}"], timeout, memory=False)
         cpu0 = tree_cpu(pid)
         start = time.monotonic()
-        for path in inputs:
-            os.rename(staging / path.name, drop / path.name)
-        peak, n_done, n_failed = 0, 0, 0
-        while n_done + n_failed < len(inputs):
-            if memory:
-                peak = max(peak, tree_bytes(pid))
-            n_done = len(os.listdir(done)) if done.exists() else 0
-            n_failed = sum(1 for n in os.listdir(failed) if not n.endswith(".json")) if failed.exists() else 0
-            if time.monotonic() - start > timeout:
-                raise TimeoutError(f"{n_done} of {len(inputs)} done after {timeout} s:\n"
-                                   f"{service.log_text()[-3000:]}")
-            time.sleep(0.02)
+        peak = drop_and_wait(service, [p.name for p in inputs], timeout, memory)
         wall = time.monotonic() - start
         cpu = tree_cpu(pid) - cpu0
-        if n_failed:
-            errors = [p.read_text() for p in sorted(failed.glob("*.json"))[:3]]
-            raise RuntimeError(f"{n_failed} inputs failed, e.g.:\n" + "\n".join(errors))
         service.signal(signal.SIGTERM)
         service.wait(60)
         return ServiceRun(Measurement(wall, cpu, peak), idle)
     finally:
         service.close()
+
+
+def drop_and_wait(service: ServiceProcess, names: list[str], timeout: float, memory: bool) -> int:
+    """Rename ``names`` from the service's ``staging`` folder into its drop folder and
+    wait until they are all in ``done/``; return the peak memory of the service's
+    process tree meanwhile (0 when ``memory`` is False). Any failure raises."""
+    assert service.proc is not None
+    pid = service.proc.pid
+    drop, staging = service.root / "drop", service.root / "staging"
+    done, failed = drop / "done", drop / "failed"
+    before = len(os.listdir(done)) if done.exists() else 0
+    start = time.monotonic()
+    for name in names:
+        os.rename(staging / name, drop / name)
+    peak, n_done, n_failed = 0, 0, 0
+    while n_done + n_failed < len(names):
+        if memory:
+            peak = max(peak, tree_bytes(pid))
+        n_done = (len(os.listdir(done)) if done.exists() else 0) - before
+        n_failed = sum(1 for n in os.listdir(failed) if not n.endswith(".json")) if failed.exists() else 0
+        if time.monotonic() - start > timeout:
+            raise TimeoutError(f"{n_done} of {len(names)} done after {timeout} s:\n"
+                               f"{service.log_text()[-3000:]}")
+        time.sleep(0.02)
+    if n_failed:
+        errors = [p.read_text() for p in sorted(failed.glob("*.json"))[:3]]
+        raise RuntimeError(f"{n_failed} inputs failed, e.g.:\n" + "\n".join(errors))
+    return peak
 
 
 def script(path: Path, lines: list[list[str]]) -> Path:
