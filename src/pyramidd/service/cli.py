@@ -7,10 +7,13 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ..errors import PyramiddError
 from . import DEFAULT_PATH
+
+if TYPE_CHECKING:
+    from .config import ServiceConfig
 
 # The config module (TOML, the profiles' validation) is imported by the commands that
 # read a config: this module is imported to build every pyramidd command line, a
@@ -21,7 +24,7 @@ def _default_config() -> Path:
     return Path(os.environ.get("PYRAMIDD_CONFIG", DEFAULT_PATH))
 
 
-def _load_config(args: argparse.Namespace) -> Any:
+def _load_config(args: argparse.Namespace) -> "ServiceConfig | None":
     """The config ``--config`` names (or the default), or ``None`` once it has said why
     it cannot be read."""
     from .config import ConfigError, load_config
