@@ -154,8 +154,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     bar = ProgressBar()
 
     async def main() -> dict[str, Any]:
-        # The workers are started first and not waited for: they import numpy, Pillow
-        # and the plugins (about 0.3 s) while this process does the same, reads the
+        # The workers are started first and not waited for: they import numpy, OpenCV
+        # and the plugins (0.2-0.3 s) while this process does the same, reads the
         # options and opens the input. Tasks queue behind a worker still starting.
         async with WorkerPool(args.workers, disabled_plugins=args.disable_plugin,
                               wait_started=False, fork_server=server) as pool:
