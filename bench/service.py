@@ -111,8 +111,10 @@ def run_service(root: Path, inputs: list[Path], workers: int, jobs: int, timeout
         folder.mkdir(parents=True)
     for path in inputs:  # same filesystem: a rename into the drop folder is atomic
         os.link(path, staging / path.name)
+    warmup_name = None
     if warmup is not None:
-        os.link(warmup, staging / f"warmup-{warmup.name}")
+        warmup_name = f"warmup-{warmup.name}"
+        os.link(warmup, staging / warmup_name)
     config = write_config(
         root / "pyramidd.toml",
         [{"name": "bench", "folder": str(drop), "output": str(root / "out"), "patterns": ["*"],
@@ -126,8 +128,8 @@ def run_service(root: Path, inputs: list[Path], workers: int, jobs: int, timeout
         assert service.proc is not None
         pid = service.proc.pid
         idle = tree_bytes(pid)
-        if warmup is not None:
-            drop_and_wait(service, [f"warmup-{warmup.name}"], timeout, memory=False)
+        if warmup_name is not None:
+            drop_and_wait(service, [warmup_name], timeout, memory=False)
         cpu0 = tree_cpu(pid)
         start = time.monotonic()
         peak = drop_and_wait(service, [p.name for p in inputs], timeout, memory)

@@ -36,9 +36,14 @@ def split(n: int, workers: int) -> list[tuple[int, int]]:
 def split_weighted(weights: Sequence[float], workers: int) -> list[tuple[int, int]]:
     """Cut ``range(len(weights))`` into ``workers`` contiguous runs of about equal
     weight: each cut at the item boundary nearest to its share of the total."""
+    return _split_prefix([0.0, *accumulate(weights)], workers)
+
+
+def _split_prefix(prefix: list[float], workers: int) -> list[tuple[int, int]]:
+    """:func:`split_weighted` of the items whose running totals are ``prefix``
+    (``prefix[i]``: the weight of the first ``i`` items)."""
     workers = max(1, workers)
-    prefix = [0.0, *accumulate(weights)]
-    total, n = prefix[-1], len(weights)
+    total, n = prefix[-1], len(prefix) - 1
     cuts, start = [0], 0
     for w in range(1, workers):
         target = total * w / workers
@@ -69,10 +74,10 @@ class StealingScheduler:
     def __post_init__(self) -> None:
         if self.weights is not None and len(self.weights) != self.n:
             raise ValueError(f"{len(self.weights)} weights for {self.n} items")
-        cut = (split(self.n, self.workers) if self.weights is None
-               else split_weighted(self.weights, self.workers))
-        self.segments = [[s, e] for s, e in cut]
         self._prefix = [0.0, *accumulate(self.weights or [1.0] * self.n)]
+        cut = (split(self.n, self.workers) if self.weights is None
+               else _split_prefix(self._prefix, self.workers))
+        self.segments = [[s, e] for s, e in cut]
 
     def remaining(self) -> int:
         """Items not handed out yet."""
