@@ -173,7 +173,10 @@ class Browser:
         with self._cond:
             while ident not in self._answers:
                 left = deadline - time.monotonic()
-                if left <= 0 or self.process.poll() is not None:
+                code = self.process.poll()
+                if code is not None:
+                    raise BrowserError(f"chromium exited (code {code}) before answering command {ident}")
+                if left <= 0:
                     raise BrowserError(f"chromium did not answer command {ident} in {timeout:.0f} s")
                 self._cond.wait(min(left, 0.5))
             message = self._answers.pop(ident)
