@@ -61,6 +61,11 @@ def preload(disabled: tuple[str, ...]) -> None:
     import imagecodecs
 
     from . import resamplers
+    # The TIFF source, region reads of the commonest big input: tifffile is 15-20 ms
+    # that each worker would otherwise spend at its first task, after the coordinator
+    # has planned, when both cores wait for it; here, it is taken while the server
+    # waits for the coordinator.
+    from .sources import tiff  # noqa: F401
 
     resamplers.opencv()
     imagecodecs.jpeg8_encode  # imagecodecs imports each codec at its first use

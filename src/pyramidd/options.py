@@ -12,22 +12,37 @@ SUFFIXES = {"jpg": "JPEG", "jpeg": "JPEG", "png": "PNG", "webp": "WEBP"}
 
 
 def parse_colour(text: str) -> tuple[int, int, int, int]:
-    """Parse ``#rgb``, ``#rrggbb``, ``#rrggbbaa``, ``r,g,b[,a]`` or a name Pillow knows."""
-    from PIL import ImageColor
-
+    """Parse ``#rgb``, ``#rgba``, ``#rrggbb``, ``#rrggbbaa``, ``r,g,b[,a]`` or a name
+    Pillow knows (``white``, ``rgb(...)``, ``hsl(...)``, ...)."""
     text = text.strip()
     try:
-        if "," in text:
+        if "," in text and "(" not in text:
             parts = [int(p) for p in text.split(",")]
             if len(parts) not in (3, 4) or not all(0 <= p <= 255 for p in parts):
                 raise ValueError
             return tuple(parts + [255] * (4 - len(parts)))  # type: ignore[return-value]
+        if text.lower() in _NAMED:
+            return _NAMED[text.lower()]
+        digits = text[1:]
+        if text.startswith("#") and len(digits) in (3, 4, 6, 8) and set(digits) <= _HEX:
+            if len(digits) < 6:
+                digits = "".join(d + d for d in digits)
+            values = [int(digits[i:i + 2], 16) for i in range(0, len(digits), 2)]
+            return tuple(values + [255] * (4 - len(values)))  # type: ignore[return-value]
+        # Pillow only for the rest: importing it is 10-20 ms of every build's start.
+        from PIL import ImageColor
+
         rgba = ImageColor.getrgb(text)
     except ValueError:
         raise OptionError(
             f"--background {text!r} is not a colour: use #rrggbb, r,g,b or a colour name"
         ) from None
     return tuple(rgba) + (255,) * (4 - len(rgba))  # type: ignore[return-value]
+
+
+#: The defaults of ``--background`` and the service's profiles, parsed without Pillow.
+_NAMED = {"white": (255, 255, 255, 255), "black": (0, 0, 0, 255)}
+_HEX = frozenset("0123456789abcdefABCDEF")
 
 
 @dataclass(frozen=True)

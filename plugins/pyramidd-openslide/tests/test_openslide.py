@@ -6,11 +6,13 @@ import pickle
 
 import numpy as np
 import pytest
+import tifffile
 
 from pyramidd.errors import InputError
 from pyramidd.options import BuildOptions
 from pyramidd.testing import gradient, read_source, write_image
 from pyramidd_openslide import SlideFormat
+from pyramidd_openslide.source import may_be_slide
 from pyramidd_openslide.testslide import write_aperio_svs
 
 
@@ -51,6 +53,44 @@ def test_other_files_are_left_to_other_sources(tmp_path):
     assert SlideFormat().probe(png, BuildOptions()) is None
     tif = write_image(tmp_path / "a.tif", gradient(128, 128))
     assert SlideFormat().probe(tif, BuildOptions()) is None
+
+
+def test_an_aperio_slide_named_tif_is_still_a_slide(tmp_path):
+    path = write_aperio_svs(tmp_path / "scan.tif", gradient(300, 200, 3))
+    source = SlideFormat().probe(path, BuildOptions())
+    assert source is not None and source.vendor == "aperio"
+
+
+@pytest.mark.parametrize("marks, slide", [
+    ({}, False),
+    ({"software": "libvips"}, False),
+    ({"description": "Aperio Image Library v12"}, True),
+    ({"description": ' <?xml version="1.0"?><scn/>'}, True),  # Leica, Philips
+    ({"software": "MedScan 2.0"}, True),  # Trestle
+    ({"software": "Philips DP v1.0"}, True),
+    ({"extratags": [(271, "s", 0, "Huron Digital Pathology", True)]}, True),
+    ({"extratags": [(700, "B", 6, b"<iScan", True)]}, True),  # Ventana's XMP
+    ({"extratags": [(65000, "s", 0, "<Argos.Scan.Metadata/>", True)]}, True),
+    ({"extratags": [(65420, "I", 1, 1, True)]}, True),  # Hamamatsu NDPI
+])
+def test_a_tiff_is_asked_about_only_with_a_vendors_marks(tmp_path, marks, slide):
+    """OpenSlide (and Pillow with it) is loaded only for files that could be slides."""
+    path = tmp_path / "in.tif"
+    tifffile.imwrite(path, gradient(64, 64), tile=(32, 32), metadata=None, **marks)
+    assert may_be_slide(path) is slide
+
+
+def test_other_files_are_judged_by_suffix_and_magic(tmp_path):
+    for name, data, slide in [
+        ("a.jpg", b"\xff\xd8\xff\xe0" + bytes(200), False),
+        ("a.png", b"\x89PNG\r\n\x1a\n" + bytes(200), False),
+        ("a", bytes(128) + b"DICM" + bytes(64), True),
+        ("a.bin", b"ZISRAWFILE" + bytes(64), True),
+        ("a.mrxs", b"", True),
+        ("a.tif", b"II*\0\xff\xff\xff\x00", True),  # unreadable: OpenSlide says why
+    ]:
+        (tmp_path / name).write_bytes(data)
+        assert may_be_slide(tmp_path / name) is slide, name
 
 
 def test_generic_tiled_tiff_on_request(tmp_path):
