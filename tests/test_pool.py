@@ -273,7 +273,8 @@ def test_a_worker_imports_only_the_formats_its_builds_use(tmp_path, tests_import
 
 def test_the_fork_server_imports_plugins_and_the_first_tiles_modules_once(tmp_path):
     """What every worker would import at its start and first tile is imported by the
-    server before it forks; disabled plugins are not imported there either."""
+    server before it forks (the TIFF source's tifffile too); disabled plugins are not
+    imported there either, nor importlib.metadata to find the others."""
     import subprocess
     import sys
 
@@ -282,12 +283,13 @@ def test_the_fork_server_imports_plugins_and_the_first_tiles_modules_once(tmp_pa
         "import sys; from pyramidd import forkserver, plugins\n"
         "forkserver.preload(('loud_plugin',))\n"
         "print(('loud_plugin',) in plugins._loaded, "
-        "all(m in sys.modules for m in ('pyramidd.resamplers', 'cv2', 'imagecodecs._jpeg8')))\n"
+        "all(m in sys.modules for m in ('pyramidd.resamplers', 'cv2', 'imagecodecs._jpeg8',"
+        " 'tifffile')), 'importlib.metadata' in sys.modules)\n"
     )
     env = {**os.environ, "PYTHONPATH": str(tmp_path), "PYRAMIDD_PLUGINS": "loud_plugin"}
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             env=env, timeout=60)
-    assert result.stdout.split() == ["True", "True"], result.stderr
+    assert result.stdout.split() == ["True", "True", "False"], result.stderr
 
 
 def test_a_plugin_that_fails_to_import_is_reported_by_the_fork_servers_workers(

@@ -12,13 +12,13 @@ import importlib
 import os
 import sys
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Iterable
 
 import pluggy
 
 from . import hookspecs
+from .entrypoints import entry_points
 from .errors import OptionError, PluginError, PyramiddError, UnsupportedInput
 from .formats import Resampler, SinkFormat, Source, SourceFormat
 from .options import BuildOptions
@@ -132,7 +132,7 @@ def make_manager(disabled: Iterable[str] = ()) -> pluggy.PluginManager:
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
     disabled = set(disabled)
-    for ep in entry_points(group=hookspecs.PROJECT):
+    for ep in entry_points(hookspecs.PROJECT):
         if ep.name in disabled:
             pm.set_blocked(ep.name)
             continue
