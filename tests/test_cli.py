@@ -108,14 +108,11 @@ def test_bad_input_and_options_give_one_clear_line(tmp_path, image):
 def test_the_command_guesses_a_builds_fork_server_from_its_arguments():
     from pyramidd.launch import build_fork_server_plugins as guess
 
-    default = () if (os.cpu_count() or 1) > 1 else None  # --workers 0: one per CPU
-    assert guess(["build", "in.tif", "out"]) == default
-    assert guess(["build", "in.tif", "out", "--workers", "2"]) == ()
+    assert guess(["build", "in.tif", "out"]) == ()
+    assert guess(["build", "in.tif", "out", "--workers", "1"]) == ()  # one worker: forked too
     assert guess(["build", "--workers=3", "--disable-plugin", "a", "in.tif", "out",
                   "--disable-plugin=b"]) == ("a", "b")
-    assert guess(["build", "in.tif", "out", "--workers", "1"]) is None
-    assert guess(["build", "in.tif", "out", "--workers", "two"]) is None
-    assert guess(["build", "in.tif", "--workers"]) is None
+    assert guess(["build", "in.tif", "--disable-plugin"]) is None
     assert guess(["build", "--help"]) is None
     assert guess(["run", "--workers", "2"]) is None
     assert guess([]) is None
@@ -160,10 +157,16 @@ def test_the_command_starts_a_builds_fork_server_before_parsing_and_uses_it(tmp_
     assert [e[0] for e in events] == ["start"] and events[0][2] == "template"  # one server
     assert (tmp_path / "a.dzi").exists()
     # An abbreviated option the guess cannot read: the parsed one wins, the guess is stopped.
-    r, events = _traced("build", str(image), str(tmp_path / "b"), "--work", "1")
+    r, events = _traced("build", str(image), str(tmp_path / "b"), "--disable-pl", "template")
     assert r.returncode == 0, r.stderr
-    assert [e[0] for e in events] == ["start", "stop"] and events[0][1] == events[1][1]
+    assert [e[0] for e in events] == ["start", "stop", "start"]
+    assert events[0][1] == events[1][1] and events[2][2] == "template"
     assert (tmp_path / "b.dzi").exists()
+    # One worker: forked from the server started first as well.
+    r, events = _traced("build", str(image), str(tmp_path / "c"), "--workers", "1")
+    assert r.returncode == 0, r.stderr
+    assert [e[0] for e in events] == ["start"]
+    assert (tmp_path / "c.dzi").exists()
     r, events = _traced("plugins")
     assert r.returncode == 0 and events == []
 

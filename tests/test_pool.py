@@ -309,17 +309,19 @@ def test_a_plugin_that_fails_to_import_is_reported_by_the_fork_servers_workers(
     anyio.run(main)
 
 
-def test_a_pool_adopts_a_fork_server_started_ahead():
-    """As ``pyramidd build`` starts the server before importing the engine."""
+@pytest.mark.parametrize("size", [1, 2])
+def test_a_pool_adopts_a_fork_server_started_ahead(size):
+    """As ``pyramidd build`` starts the server before importing the engine, whatever
+    the number of workers."""
     from pyramidd import launch
 
     process, sock = launch.start_fork_server()
 
     async def main():
-        async with WorkerPool(2, fork_server=(process, sock)) as pool:
+        async with WorkerPool(size, fork_server=(process, sock)) as pool:
             pids = pool.pids()
-            assert {parent_of(pid) for pid in pids} == {process.pid}
-            assert sorted([await pool.run(worker.ping, worker=i) for i in range(2)]) == sorted(pids)
+            assert len(pids) == size and {parent_of(pid) for pid in pids} == {process.pid}
+            assert sorted([await pool.run(worker.ping, worker=i) for i in range(size)]) == sorted(pids)
             return pids
 
     pids = anyio.run(main)

@@ -126,17 +126,16 @@ def _build_options_of(args: argparse.Namespace) -> BuildOptions:
     return options
 
 
-def _fork_server(args: argparse.Namespace) -> launch.Started | None:
-    """The fork server of a build's pool of two or more workers, started before
-    anything heavy is imported here: its imports are the longest path to the first
-    subtree. The one started before the arguments were parsed if it is the right one."""
+def _fork_server(args: argparse.Namespace) -> launch.Started:
+    """The fork server of a build's pool, started before anything heavy is imported
+    here: its imports are the longest path to the first subtree. The one started
+    before the arguments were parsed if it is the right one."""
     early = getattr(args, "early_fork_server", None)
-    wanted = launch.pool_size(args.workers) > 1
     if early is not None:
-        if wanted and early[0] == tuple(args.disable_plugin):
+        if early[0] == tuple(args.disable_plugin):
             return early[1]
         launch.stop(early[1])
-    return launch.start_fork_server(args.disable_plugin) if wanted else None
+    return launch.start_fork_server(args.disable_plugin)
 
 
 def cmd_build(args: argparse.Namespace) -> int:

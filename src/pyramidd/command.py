@@ -1,8 +1,8 @@
 """The installed ``pyramidd`` command: a build's fork server first, then the rest.
 
-A build of two or more workers reaches its first subtree when both the command and
-the fork server have done their imports (the server's: numpy, OpenCV, the plugins,
-the longest of the two). Started here, before the command line's own modules and
+A build reaches its first subtree when both the command and the fork server its
+workers are forked from have done their imports (the server's: numpy, OpenCV, the
+plugins, the TIFF source). Started here, before the command line's own modules and
 argparse are imported and the arguments parsed, the server imports beside all of
 that instead of after it; the command checks the guess against its parsed arguments
 (:func:`pyramidd.cli.cmd_build`).

@@ -70,30 +70,28 @@ def stop(started: Started) -> None:
 def build_fork_server_plugins(argv: Sequence[str]) -> tuple[str, ...] | None:
     """The plugins to disable in the fork server of ``pyramidd build`` arguments
     ``argv`` (the command's own, without the program name), read without argparse;
-    ``None`` when they are not those of a build with two or more workers.
+    ``None`` when they are not those of a build.
+
+    Every one-shot build forks its workers from a server started first, one worker
+    too: the server's imports then run beside the command's, not after its event
+    loop's, and it has the first task's modules loaded when the plan arrives.
 
     Only a guess, taken before the command line's modules are imported: the command
     checks it against its parsed arguments and stops a server it does not need.
     """
     if not argv or argv[0] != "build":
         return None
-    workers, disabled = 0, []
+    disabled = []
     rest = iter(argv[1:])
     for arg in rest:
         if arg in ("--", "-h", "--help"):
             return None
         name, eq, value = arg.partition("=")
-        if name not in ("--workers", "--disable-plugin"):
+        if name != "--disable-plugin":
             continue
         if not eq:
             value = next(rest, None)
             if value is None:
                 return None
-        if name == "--disable-plugin":
-            disabled.append(value)
-            continue
-        try:
-            workers = int(value)
-        except ValueError:
-            return None
-    return tuple(disabled) if pool_size(workers) > 1 else None
+        disabled.append(value)
+    return tuple(disabled)

@@ -6,9 +6,10 @@ the same tasks by offering the same two things.
 
 Each worker is joined to the coordinator by a socket pair. A pool of one worker
 starts it as a plain ``python -c`` subprocess (not multiprocessing's spawn, which
-re-imports the caller's ``__main__``); a larger pool starts one such process, the
-fork server (:mod:`pyramidd.forkserver`), and forks every worker from it, so the
-worker modules are imported once, not once per worker. The coordinator waits on the
+re-imports the caller's ``__main__``); a larger pool, or one given a fork server
+started ahead, starts one such process, the fork server
+(:mod:`pyramidd.forkserver`), and forks every worker from it, so the worker modules
+are imported once, not once per worker. The coordinator waits on the
 sockets, and on a pidfd of each process it started, with ``anyio.wait_readable``, so
 nothing blocks the event loop.
 A worker that dies fails the task it was running with :class:`WorkerCrashed` and
@@ -192,7 +193,7 @@ class WorkerPool:
     behind a worker still starting (a worker that cannot start fails them), so a
     one-shot build opens its input while the workers import. ``fork_server`` is one
     started ahead with :func:`pyramidd.launch.start_fork_server` (for the same disabled
-    plugins), adopted by a pool of two or more instead of starting its own.
+    plugins), adopted by the pool instead of starting its own, whatever its size.
     """
 
     def __init__(
@@ -228,7 +229,7 @@ class WorkerPool:
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
         try:
-            if self.size > 1:
+            if self.size > 1 or self._early_server is not None:
                 self._server = self._start_server(self._early_server)
             self._workers = [self._spawn(i) for i in range(self.size)]
             if self._wait_started:
