@@ -105,6 +105,31 @@ def test_bad_input_and_options_give_one_clear_line(tmp_path, image):
         assert not [p for p in tmp_path.iterdir() if "staging" in p.name], name
 
 
+def _private_mounts_allowed() -> bool:
+    try:
+        return subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode == 0
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _private_mounts_allowed(), reason="needs unshare -m (root)")
+def test_a_full_dev_shm_is_named_when_a_worker_dies_of_it(tmp_path):
+    """Shared memory /dev/shm cannot back kills the worker that touches it with SIGBUS
+    (a container's 64 MiB default filled by other programs, say): the error says so,
+    and nothing is left behind. Run in a private mount namespace with a tiny /dev/shm."""
+    from pyramidd.testing import gradient, write_image
+
+    tif = write_image(tmp_path / "in.tif", gradient(600, 600, 3))
+    script = (f"mount -t tmpfs -o size=64k tmpfs /dev/shm && exec {sys.executable} -m pyramidd"
+              f" build {tif} {tmp_path / 'out'} --workers 2")
+    r = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 2, r.stderr
+    assert "killed by signal 7" in r.stderr and "/dev/shm has 0.0 MiB free" in r.stderr
+    assert "--shm-size" in r.stderr and "Traceback" not in r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.tif"]
+
+
 def test_the_command_guesses_a_builds_fork_server_from_its_arguments():
     from pyramidd.launch import build_fork_server_plugins as guess
 

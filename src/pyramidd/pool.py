@@ -397,6 +397,10 @@ class WorkerPool:
             return
         call, w.call = w.call, None
         how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+        if code == -signal.SIGBUS:
+            from .shm import bus_error_note  # numpy: not before a build needs it
+
+            how += bus_error_note()
         self.restarts += 1
         replacement = self._spawn(w.index)
         self._workers[w.index] = replacement

@@ -94,6 +94,24 @@ def check_room(name: str, nbytes: int, directory: Path = SHM_DIR) -> None:
         )
 
 
+def bus_error_note(directory: Path = SHM_DIR) -> str:
+    """What to add to the report of a process killed by SIGBUS: how full ``directory``
+    is, and with it nearly full, what to do. A page of a segment that the tmpfs has no
+    room for kills whoever touches it first with SIGBUS, not with an error to catch;
+    a worker writing a tile into a slot, say, when other programs filled /dev/shm (or
+    a container gave it the 64 MiB default)."""
+    try:
+        stat = os.statvfs(directory)
+    except OSError:
+        return ""
+    free, total = stat.f_bavail * stat.f_frsize, stat.f_blocks * stat.f_frsize
+    note = f"; {directory} has {free / 2**20:,.1f} MiB free of {total / 2**20:,.1f} MiB"
+    if free < total * 0.05:
+        note += (f": SIGBUS is how a process learns that shared memory in {directory} is"
+                 f" full; free some or enlarge it (e.g. docker run --shm-size)")
+    return note
+
+
 def attach(name: str) -> Segment:
     """Open an existing segment without taking ownership of it."""
     return Segment(name)
