@@ -50,7 +50,8 @@ import tifffile
 
 sys.path.insert(0, str(Path(__file__).parent))
 from measure import (  # noqa: E402
-    Measurement, code_version, finish_outputs, fresh_folder, measure, median, settle, start_outputs)
+    Measurement, code_version, drop_runs_in_memory, finish_outputs, fresh_folder, measure, median,
+    settle, start_outputs)
 
 MIB = 1 << 20
 GIB = 1 << 30
@@ -140,6 +141,7 @@ def run_case(name: str, commands: dict[str, list[str]], env: dict[str, dict[str,
         for tool, cmd in commands.items():
             if tool == "gdal2tiles" and round_:
                 continue
+            drop_runs_in_memory(out)
             dest = fresh_folder(out)
             settle()
             runs[tool].append(measure([a.replace(OUT, str(dest)) for a in cmd], env.get(tool),
@@ -188,10 +190,12 @@ def work_at_once(cmd: list[str], n: int, repeat: int, out: Path) -> float:
 
     ratios = []
     for _ in range(repeat):
+        drop_runs_in_memory(out)
         settle()
         began = time.monotonic()
         start().wait()
         one = time.monotonic() - began
+        drop_runs_in_memory(out)
         settle()
         began = time.monotonic()
         for p in [start() for _ in range(n)]:
@@ -227,6 +231,7 @@ def warm_scaling(src: Path, workers: int, repeat: int, out: Path, quality: int) 
     walls: dict[int, list[float]] = {1: [], workers: []}
     for _ in range(repeat):
         for n, runs in walls.items():
+            drop_runs_in_memory(out)
             root = fresh_folder(out)
             settle()
             run = run_service(root, [src], n, 1, 600, memory=False, warmup=src, quality=quality)
