@@ -16,14 +16,17 @@ position (``x``, ``y``). They are read from:
 
 from __future__ import annotations
 
-import csv
-import io
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 from ..errors import InputError, OptionError
+
+if TYPE_CHECKING:
+    import xml.etree.ElementTree as ET
+
+# The CSV and XML parsers are imported by the functions that read such files: every
+# build asks the warp format about its input, and nearly no input has GCPs.
 
 
 class GCPError(InputError):
@@ -64,6 +67,9 @@ def _float(text: str, what: str, origin: str) -> float:
 
 def parse_points(text: str, origin: str = ".points") -> GCPSet:
     """Parse a QGIS georeferencer ``.points`` file."""
+    import csv
+    import io
+
     crs = ""
     lines = text.splitlines()
     if lines and lines[0].startswith("#CRS:"):
@@ -130,6 +136,8 @@ def parse_gcp_xml(text: str, origin: str, base: Path | None = None) -> GCPSet | 
     For a VRT, :attr:`GCPSet.raster` is the file its first band reads
     (``SourceFilename``, relative to ``base`` when ``relativeToVRT="1"``).
     """
+    import xml.etree.ElementTree as ET
+
     try:
         root = ET.fromstring(text)
     except ET.ParseError as exc:
