@@ -209,7 +209,9 @@ def test_a_fork_server_started_for_a_build_that_fails_ends_with_it(tmp_path, ima
 def test_a_tiff_builds_coordinator_skips_pillow_openslide_and_package_metadata(tmp_path):
     """Pillow and OpenSlide (25-45 ms of a build's start) are loaded only for inputs and
     options that need them: a tiled TIFF with the default background needs neither.
-    Nor is importlib.metadata (20-25 ms) imported to find the plugins."""
+    Nor is importlib.metadata (20-25 ms) imported to find the plugins, nor the XML and
+    CSV parsers of the GCP and graph formats every build registers, nor
+    importlib.resources for the viewer page's template."""
     from pyramidd.testing import gradient, write_image
 
     tif = write_image(tmp_path / "in.tif", gradient(300, 200, 3))
@@ -217,7 +219,8 @@ def test_a_tiff_builds_coordinator_skips_pillow_openslide_and_package_metadata(t
         "import sys; from pyramidd import cli\n"
         f"assert cli.main(['build', {str(tif)!r}, {str(tmp_path / 'out')!r},"
         " '--workers', '1', '--background', '#ffffff']) == 0\n"
-        "print(sorted(m for m in ('PIL', 'openslide', 'importlib.metadata') if m in sys.modules))\n"
+        "print(sorted(m for m in ('PIL', 'openslide', 'importlib.metadata', 'xml.etree.ElementTree',"
+        " 'csv', 'importlib.resources') if m in sys.modules))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             timeout=120)

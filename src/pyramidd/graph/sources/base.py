@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import io
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol
+
+if TYPE_CHECKING:
+    import xml.etree.ElementTree as ET
 
 #: Record kinds.
 NODE = 0
@@ -89,6 +91,8 @@ def finished_elements(f: Any) -> Iterator[tuple[ET.Element, ET.Element | None]]:
     """Each XML element of ``f`` once its end tag is read, with its parent (``None`` for
     the root). A caller that is done with an element removes it from its parent, so
     memory stays flat however large the file."""
+    import xml.etree.ElementTree as ET  # here: every build registers the graph formats
+
     stack: list[ET.Element] = []
     for event, elem in ET.iterparse(f, events=("start", "end")):
         if event == "start":

@@ -8,7 +8,6 @@ case (Gephi writes ``Id``, ``Source``, ``Target``); other columns become attribu
 
 from __future__ import annotations
 
-import csv as _csv
 import io
 from pathlib import Path
 from typing import Callable, Iterator
@@ -60,6 +59,8 @@ def _column(header: list[str], names: tuple[str, ...], file: Path, what: str) ->
 
 def read(source: GraphSource, progress: Callable[[int], None]) -> Iterator[Record]:
     """Stream the nodes file, then the edges file, row by row."""
+    import csv as _csv  # here: every build registers this format
+
     nodes_path, edges_path = source.path, source.extra[0]
     base = 0
     with CountingFile(nodes_path, progress) as f:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from ...errors import InputError
 from .base import (
@@ -19,12 +18,17 @@ from .base import (
     number,
 )
 
+if TYPE_CHECKING:
+    import xml.etree.ElementTree as ET
+
 #: GEXF 1.x (``.gexf``), positions from ``<viz:position x= y=>``.
 GEXF = XmlFormat("gexf", ".gexf", "<gexf")
 
 
 def read(source: GraphSource, progress: Callable[[int], None]) -> Iterator[Record]:
     """Stream ``<node>`` and ``<edge>`` elements, dropping each once read."""
+    import xml.etree.ElementTree as ET  # here: every build registers this format
+
     titles: dict[str, str] = {}  # attribute id -> title
     with CountingFile(source.path, progress) as f:
         try:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from ...errors import InputError
 from .base import (
@@ -19,6 +18,9 @@ from .base import (
     number,
 )
 
+if TYPE_CHECKING:
+    import xml.etree.ElementTree as ET
+
 #: Data key names taken as coordinates (compared lower-case).
 X_NAMES = ("x", "pos_x", "posx")
 Y_NAMES = ("y", "pos_y", "posy")
@@ -30,6 +32,8 @@ GRAPHML = XmlFormat("graphml", ".graphml", "<graphml")
 
 def read(source: GraphSource, progress: Callable[[int], None]) -> Iterator[Record]:
     """Stream nodes and edges with ``iterparse``, dropping each element once read."""
+    import xml.etree.ElementTree as ET  # here: every build registers this format
+
     keys: dict[str, tuple[str, str]] = {}  # key id -> (for, attr.name)
     with CountingFile(source.path, progress) as f:
         try:
