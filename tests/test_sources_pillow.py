@@ -354,7 +354,7 @@ def test_not_enough_shared_memory_is_a_clear_error(tmp_path, monkeypatch):
     source = PILLOW.probe(path, BuildOptions())
 
     class Full:
-        f_bavail, f_frsize = 1, 4096
+        f_bavail, f_blocks, f_frsize = 1, 1, 4096
 
     monkeypatch.setattr(os, "statvfs", lambda directory: Full())
     with pytest.raises(ImageTooLarge, match=r"a.png: decoding it needs .* MiB of shared memory"):

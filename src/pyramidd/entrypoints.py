@@ -25,7 +25,6 @@ class EntryPoint:
 
     name: str
     value: str
-    group: str
 
     def load(self) -> Any:
         """Import the module and return the attribute the entry point names."""
@@ -43,8 +42,7 @@ def entry_points(group: str) -> list[EntryPoint]:
     if found is None:
         from importlib import metadata
 
-        return [EntryPoint(ep.name, ep.value, group)
-                for ep in metadata.entry_points(group=group)]
+        return [EntryPoint(ep.name, ep.value) for ep in metadata.entry_points(group=group)]
     return found
 
 
@@ -103,5 +101,5 @@ def _parse(text: str, group: str) -> list[EntryPoint]:
             section = line[1:-1].strip()
         elif section == group and "=" in line:
             name, _, value = line.partition("=")
-            points.append(EntryPoint(name.strip(), value.strip(), group))
+            points.append(EntryPoint(name.strip(), value.strip()))
     return points

@@ -74,17 +74,26 @@ def create(nbytes: int, owner_pid: int | None = None, name: str | None = None) -
     return Segment(name or segment_name(owner_pid), create=True, size=max(1, nbytes))
 
 
+def room(directory: Path = SHM_DIR) -> tuple[int, int] | None:
+    """Bytes free and in all of the filesystem of ``directory``; ``None`` if it cannot
+    be asked."""
+    try:
+        stat = os.statvfs(directory)
+    except OSError:
+        return None
+    return stat.f_bavail * stat.f_frsize, stat.f_blocks * stat.f_frsize
+
+
 def check_room(name: str, nbytes: int, directory: Path = SHM_DIR) -> None:
     """Refuse to decode into shared memory that cannot hold the image.
 
     A segment larger than the free space of ``/dev/shm`` is created without complaint
     and kills the worker with SIGBUS when the decoder reaches the missing pages.
     """
-    try:
-        stat = os.statvfs(directory)
-    except OSError:  # no /dev/shm to ask: let creation itself fail if it must
+    space = room(directory)
+    if space is None:  # no /dev/shm to ask: let creation itself fail if it must
         return
-    free = stat.f_bavail * stat.f_frsize
+    free = space[0]
     if nbytes > free:
         raise ImageTooLarge(
             f"{name}: decoding it needs {nbytes / 2**20:,.0f} MiB of shared memory but "
@@ -100,11 +109,10 @@ def bus_error_note(directory: Path = SHM_DIR) -> str:
     room for kills whoever touches it first with SIGBUS, not with an error to catch;
     a worker writing a tile into a slot, say, when other programs filled /dev/shm (or
     a container gave it the 64 MiB default)."""
-    try:
-        stat = os.statvfs(directory)
-    except OSError:
+    space = room(directory)
+    if space is None:
         return ""
-    free, total = stat.f_bavail * stat.f_frsize, stat.f_blocks * stat.f_frsize
+    free, total = space
     note = f"; {directory} has {free / 2**20:,.1f} MiB free of {total / 2**20:,.1f} MiB"
     if free < total * 0.05:
         note += (f": SIGBUS is how a process learns that shared memory in {directory} is"
