@@ -410,3 +410,37 @@ def test_segment_table_leaves_the_page_and_reads_still_work(tmp_path: Path) -> N
     assert (reader._offsets.tolist(), reader._counts.tolist()) == want
     assert np.array_equal(reader.read_region(37, 11, 400, 250), img[11:261, 37:437])
     reader.close()
+
+
+def test_header_reads_leave_no_segment_table_behind(tmp_path: Path) -> None:
+    # A build's coordinator reads a TIFF's header three times (this source, the warp
+    # format's GeoTIFF check, the OpenSlide plugin's). tifffile's file, pages and tags
+    # refer to one another, so each read's tuples of Python ints (here 65,536 tiles,
+    # 3 MiB) used to stay until the cyclic collector ran, for the whole build.
+    import gc
+    import tracemalloc
+
+    from pyramidd.warp.geotiff import read_geotiff_gcps
+    from pyramidd_openslide.source import may_be_slide
+
+    path = tmp_path / "many.tif"
+    tifffile.imwrite(path, np.zeros((4096, 4096), np.uint8), tile=(16, 16),
+                     compression="zlib")
+    reads = {
+        "tiff source": lambda: TIFF.probe(path, BuildOptions()),
+        "GeoTIFF check": lambda: read_geotiff_gcps(path),
+        "OpenSlide check": lambda: may_be_slide(path),
+    }
+    for name, read in reads.items():
+        read()  # first use fills tifffile's own caches
+        gc.collect()
+        gc.disable()
+        tracemalloc.start()
+        try:
+            read()
+            left, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+            gc.enable()
+        assert peak > 2 << 20, name  # the tables were read...
+        assert left < 1 << 20, (name, left)  # ...and let go with the file
