@@ -79,9 +79,15 @@ class DziSink:
         """Name of the tile folder, ``NAME_files``."""
         return self.staging.entries[0]
 
-    def tile_path(self, key: TileKey) -> Path:
-        """Where the tile of ``key`` is staged."""
-        return self.staging.staged(self.files) / str(key.level) / f"{key.col}_{key.row}.{self.encoder.suffix}"
+    def tile_path(self, key: TileKey) -> str:
+        """Where the tile of ``key`` is staged.
+
+        A string, not a :class:`~pathlib.Path`: pathlib interns every part of a path,
+        and a tile's name is new for every tile, so the interpreter's table of interned
+        strings would grow with the pyramid in every worker (1.8 MiB at 32768²).
+        """
+        name = f"{key.col}_{key.row}.{self.encoder.suffix}"
+        return os.path.join(self.staging.new, self.files, str(key.level), name)
 
     def start(self) -> None:
         """Make the staging directory and every level folder (so workers only write files)."""

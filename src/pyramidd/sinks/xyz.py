@@ -72,9 +72,11 @@ class PaddedSink:
         """The zoom number of a grid level."""
         return level - self.grid.min_level
 
-    def tile_path(self, key: TileKey) -> Path:
-        """Where the tile of ``key`` is staged: ``z/x/y.ext`` with ``x = col``, ``y = row``."""
-        return self.root / str(self.zoom(key.level)) / str(key.col) / f"{key.row}.{self.encoder.suffix}"
+    def tile_path(self, key: TileKey) -> str:
+        """Where the tile of ``key`` is staged: ``z/x/y.ext`` with ``x = col``, ``y = row``
+        (a string, as :meth:`DziSink.tile_path <pyramidd.sinks.dzi.DziSink.tile_path>`)."""
+        return os.path.join(self.staging.new, self.staging.entries[0], str(self.zoom(key.level)),
+                            str(key.col), f"{key.row}.{self.encoder.suffix}")
 
     def start(self) -> None:
         """Make the staging directory and every ``z/x`` folder (so workers only write files)."""

@@ -117,9 +117,11 @@ class IIIFSink:
     def write_tile(self, key: TileKey, pixels: np.ndarray) -> int:
         """Encode one tile to ``REGION/SIZE/0/default.EXT``. Runs in a worker."""
         region, size = tile_uri(self.grid, key)
-        folder = self.root / region / size / "0"
+        # Strings, not pathlib: pathlib interns every part of a path, and each tile's
+        # region is new, so a worker's table of interned strings would grow with the image.
+        folder = os.path.join(self.root, region, size, "0")
         os.makedirs(folder, exist_ok=True)
-        return write_file(folder / f"default.{FORMATS[self.suffix]}", self.encode(pixels))
+        return write_file(os.path.join(folder, f"default.{FORMATS[self.suffix]}"), self.encode(pixels))
 
     def encode(self, pixels: np.ndarray) -> bytes:
         """Tile bytes; JPEG tiles lose alpha over the background colour."""

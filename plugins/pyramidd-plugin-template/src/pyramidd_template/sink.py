@@ -56,8 +56,11 @@ class TilesSink:
 
     def write_tile(self, key: TileKey, pixels: np.ndarray) -> int:
         """Worker: encode one tile and write it; return the bytes written."""
-        folder = self.staging / str(key.level)
-        folder.mkdir(exist_ok=True)
+        # Paths of tiles as strings, not pathlib: pathlib interns every part of a path,
+        # and each tile's name is new, so a worker's table of interned strings would
+        # grow with the pyramid.
+        folder = os.path.join(self.staging, str(key.level))
+        os.makedirs(folder, exist_ok=True)
         # Imported here, not at the top: pyramidd imports every plugin's module in every
         # process it starts, for any build, and Pillow is 15 ms of that for nothing
         # when the build is not this layout.
@@ -66,7 +69,8 @@ class TilesSink:
         buf = io.BytesIO()
         bands = pixels.shape[-1]
         Image.fromarray(pixels[..., 0] if bands == 1 else pixels, MODES[bands]).save(buf, "PNG")
-        (folder / f"{key.col}_{key.row}.png").write_bytes(buf.getvalue())
+        with open(os.path.join(folder, f"{key.col}_{key.row}.png"), "wb") as f:
+            f.write(buf.getvalue())
         return buf.tell()
 
     def finish(self) -> None:
