@@ -16,12 +16,14 @@ Cases (``--cases``, comma-separated; the default is every case but ``flat``):
   ``vips dzsave --layout google --suffix .png``;
 - ``tms``: TMS 256 PNG, pyramidd vs ``gdal2tiles.py -p raster --processes=2`` (slow:
   gdal2tiles runs once; ``--no-gdal2tiles`` drops the case);
-- ``scaling``: DZI JPEG q85 with 1 worker vs 2, as one-shot commands and in the
-  running service (its pool warm), and the machine's own scaling as a control (1 vs 2
-  processes of a CPU-bound and of a memory-bound workload, of JPEG encoding, and of
-  two whole one-worker builds at once); ``--scaling-size`` builds a larger input for
-  this case alone (a one-shot build's fixed part, interpreters starting and the
-  durable commit, weighs less there);
+- ``scaling``: DZI JPEG q85 with 1 worker vs 2: as one-shot commands; the same
+  commands on a 256² TIFF (a dozen tiles), the build's fixed part (interpreters
+  starting, the plan, the viewer page, the durable commit), and the speed-up of the
+  rest, whole minus fixed part; in the running service (its pool warm); and the machine's own
+  scaling as a control (1 vs 2 processes of a CPU-bound and of a memory-bound
+  workload, of JPEG encoding, and of two whole one-worker builds at once).
+  ``--scaling-size`` builds a larger input for this case alone (the fixed part weighs
+  less there);
 - ``flat``: peak memory against image size for a region-read source: DZI 254/1 JPEG
   q85 from tiled TIFFs of each of ``--flat-sizes`` (default 16384 and 65536: the
   larger is 12 GiB on disk, written tile by tile, never whole in memory; its noise
@@ -219,6 +221,15 @@ def machine_scaling(n: int, repeat: int, build: list[str], out: Path) -> None:
     print(f"  build control, {n} one-worker builds at once: {ratio:.2f}x the work of one")
 
 
+def rest_speedup(whole: dict[str, Measurement], fixed: dict[str, Measurement],
+                 one: str, many: str) -> float:
+    """Speed-up from tool ``one`` to tool ``many`` of what the builds of ``whole`` do
+    beyond the builds of ``fixed`` (the same commands on an input of a few tiles): the
+    tiles' own scaling, without the start-up and the end that no worker count
+    shortens."""
+    return (whole[one].wall - fixed[one].wall) / (whole[many].wall - fixed[many].wall)
+
+
 def warm_scaling(src: Path, workers: int, repeat: int, out: Path, quality: int) -> None:
     """Print the speed-up from 1 to ``workers`` workers of the same build in the running
     service (``bench/service.py``), whose pool is warm: no interpreter, imports or
@@ -385,6 +396,19 @@ def main() -> None:
             {}, out, args.repeat, memory=False,
         )
         print(f"  speed-up from 1 to {w} workers: {one['pyramidd-1'].wall / one['pyramidd'].wall:.2f}x")
+        tiny = work / "in256.tif"
+        if not tiny.exists():
+            make_input(tiny, 256, args.compression)
+        fixed = run_case(
+            "scaling, fixed part: the same commands from a 256² TIFF (a dozen tiles: start-up, plan, page, commit)",
+            {
+                "pyramidd": pyramidd(tiny, "--quality", "85"),
+                "pyramidd-1": pyramidd(tiny, "--quality", "85", workers="1"),
+            },
+            {}, out, args.repeat * 3, memory=False,
+        )
+        print(f"  the rest of the {scaling_size}² build (whole minus fixed part), 1 to {w} workers: "
+              f"{rest_speedup(one, fixed, 'pyramidd-1', 'pyramidd'):.2f}x", flush=True)
         warm_scaling(scaling_src, int(w), args.repeat, out, quality=85)
         machine_scaling(int(w), args.repeat, pyramidd(scaling_src, "--quality", "85", workers="1"), out)
     if "flat" in cases:
