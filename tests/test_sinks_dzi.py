@@ -225,3 +225,12 @@ def test_builtins_are_registered() -> None:
     registry = load().registry
     for fmt in BUILTINS:
         assert registry.sink(fmt.name) is fmt
+
+
+def test_tile_paths_are_strings(tmp_path: Path) -> None:
+    # pathlib interns every part of a path, and each tile's name is new: a Path per tile
+    # grew every worker's table of interned strings with the pyramid.
+    sink, grid = make_sink(tmp_path, gradient(30, 20), tile_size=16)
+    path = sink.tile_path(TileKey(grid.top, 1, 0))
+    assert type(path) is str
+    assert path == os.path.join(sink.staging.new, "out_files", str(grid.top), "1_0.png")

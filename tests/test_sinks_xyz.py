@@ -115,3 +115,19 @@ def test_names_cannot_escape(tmp_path: Path) -> None:
     for bad in (tmp_path / "..", Path("/")):
         with pytest.raises(OutputError):
             drive_sink(XYZ, gradient(4, 4), bad, BuildOptions(layout="xyz"))
+
+
+def test_tile_paths_are_strings(tmp_path: Path) -> None:
+    # As the DZI sink's (tests/test_sinks_dzi.py): no pathlib object per tile.
+    from pyramidd.grid import Grid, TileKey
+    from pyramidd.testing import ArraySource
+
+    image = gradient(300, 200)
+    opts = BuildOptions(suffix="png")
+    rules = XYZ.rules(opts)
+    grid = Grid(300, 200, rules.tile_size, rules.overlap, rules.depth)
+    sink = XYZ.create(tmp_path / "tiles", grid, ArraySource(image), opts)
+    path = sink.tile_path(TileKey(grid.top, 1, 0))
+    assert type(path) is str
+    zoom = grid.top - grid.min_level
+    assert path == os.path.join(sink.staging.new, "tiles", str(zoom), "1", "0.png")
