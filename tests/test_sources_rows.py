@@ -96,3 +96,14 @@ def test_formats_without_a_row_stream(tmp_path):
     Image.fromarray(SMOOTH).save(tmp_path / "plain.bmp")
     for name in ("cmyk.jpg", "bits.png", "plain.bmp"):
         assert PILLOW.probe(tmp_path / name, BuildOptions()).stream_kind is None, name
+
+
+def test_a_jpeg_whose_relative_name_starts_with_a_dash(tmp_path, monkeypatch):
+    # djpeg would read "-grayscale.jpg" as a switch: it is given the absolute path.
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "-grayscale.jpg"
+    _write(path, "jpeg")
+    source = PILLOW.probe(path.relative_to(tmp_path), BuildOptions())
+    assert source.stream_kind == "jpeg"
+    whole = source.open().read_region(0, 0, source.width, source.height)
+    np.testing.assert_array_equal(_streamed(source, (13,)), whole)

@@ -22,6 +22,7 @@ Interlaced PNG, PNG of 1, 2 or 4 bits, CMYK JPEG and other formats have no strea
 from __future__ import annotations
 
 import io
+import os
 import shutil
 import struct
 import subprocess
@@ -260,7 +261,8 @@ class JpegRows:
         self.conversion = conversion
         self.bands = conversion.bands
         self._process = subprocess.Popen(
-            ["djpeg", "-pnm", str(path)],
+            # Absolute: a relative name starting with "-" would be read as a switch.
+            ["djpeg", "-pnm", os.path.abspath(path)],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
