@@ -105,6 +105,29 @@ def test_bad_input_and_options_give_one_clear_line(tmp_path, image):
         assert not [p for p in tmp_path.iterdir() if "staging" in p.name], name
 
 
+def test_modules_in_the_current_folder_do_not_replace_the_workers_imports(tmp_path):
+    # The fork server and the workers are `python -c` processes: without -P the folder
+    # a build is started from comes first on their module path.
+    import shutil
+
+    import tifffile
+
+    script = shutil.which("pyramidd", path=str(Path(sys.executable).parent))
+    assert script, "the installed command"
+    here = tmp_path / "here"
+    here.mkdir()
+    for name in ("selectors", "tifffile", "cv2"):
+        (here / f"{name}.py").write_text("raise RuntimeError('imported from the current folder')\n")
+    src = tmp_path / "in.tif"
+    tifffile.imwrite(src, np.zeros((300, 500, 3), np.uint8), tile=(256, 256))
+    for workers in ("1", "2"):
+        r = subprocess.run([script, "build", str(src), str(tmp_path / f"out{workers}"),
+                            "--workers", workers], capture_output=True, text=True,
+                           timeout=120, cwd=here)
+        assert r.returncode == 0, r.stderr
+        assert (tmp_path / f"out{workers}.dzi").exists()
+
+
 def _private_mounts_allowed() -> bool:
     try:
         return subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode == 0

@@ -38,12 +38,17 @@ def worker_env(environ: Mapping[str, str]) -> dict[str, str]:
 
 
 def start(code: str, args: Sequence[str]) -> Started:
-    """A ``python -c code`` process with the far end of a new socket pair as its first
-    argument, then ``args``."""
+    """A ``python -P -c code`` process with the far end of a new socket pair as its first
+    argument, then ``args``.
+
+    ``-P``: ``-c`` would put the current directory first on the module path, and a
+    ``tifffile.py`` or ``selectors.py`` in the folder a build was started from would
+    then be imported in place of the real one by the fork server and every worker.
+    """
     parent, child = socket.socketpair()
     try:
         process = subprocess.Popen(
-            [sys.executable, "-c", code, str(child.fileno()), *args],
+            [sys.executable, "-P", "-c", code, str(child.fileno()), *args],
             pass_fds=[child.fileno()], close_fds=True, env=worker_env(os.environ),
         )
     finally:
