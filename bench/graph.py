@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from measure import measure  # noqa: E402
+from measure import PYRAMIDD, measure  # noqa: E402
 
 from pyramidd.graph import generate  # noqa: E402
 from pyramidd.graph.index import GraphIndex  # noqa: E402
@@ -139,7 +139,7 @@ def main() -> None:
         shutil.rmtree(root, ignore_errors=True)
         root.mkdir()
         out = root / "graph"
-        m = measure([sys.executable, "-m", "pyramidd", "build", str(inp), str(out),
+        m = measure([*PYRAMIDD, "build", str(inp), str(out),
                      "--memory-budget", str(args.budget), "--workers", str(args.workers)])
         index = GraphIndex.load(out)
         size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())

@@ -15,6 +15,11 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from pyramidd.memory import tree_bytes
+from pyramidd.service.testing import pyramidd_command
+
+#: ``pyramidd`` as users run it: the installed script (``python -m pyramidd`` where
+#: there is none), whose start the benches time as part of every build.
+PYRAMIDD = pyramidd_command()
 
 
 @dataclass

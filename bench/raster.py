@@ -52,7 +52,7 @@ import tifffile
 
 sys.path.insert(0, str(Path(__file__).parent))
 from measure import (  # noqa: E402
-    Measurement, code_version, drop_runs_in_memory, finish_outputs, fresh_folder, measure, median,
+    PYRAMIDD, Measurement, code_version, drop_runs_in_memory, finish_outputs, fresh_folder, measure, median,
     settle, start_outputs)
 
 MIB = 1 << 20
@@ -277,7 +277,7 @@ def flat_case(work: Path, out: Path, sizes: list[int], w: str, repeat: int) -> N
         results[side] = run_case(
             f"flatness: DZI 254/1 JPEG q85 from a {side}² tiled TIFF ({repeat} run(s) each)",
             {
-                "pyramidd": [sys.executable, "-m", "pyramidd", "build", str(src), f"{OUT}/p",
+                "pyramidd": [*PYRAMIDD, "build", str(src), f"{OUT}/p",
                              "--workers", w, "--quality", "85"],
                 "vips": ["vips", "dzsave", str(src), f"{OUT}/v", "--tile-size", "254",
                          "--overlap", "1", "--suffix", ".jpg[Q=85]"],
@@ -336,8 +336,7 @@ def main() -> None:
         ensure_space(work, need)
 
     def pyramidd(path: Path, *options: str, workers: str = w) -> list[str]:
-        return [sys.executable, "-m", "pyramidd", "build", str(path), f"{OUT}/p",
-                "--workers", workers, *options]
+        return [*PYRAMIDD, "build", str(path), f"{OUT}/p", "--workers", workers, *options]
 
     if "dzi" in cases:
         run_case(

@@ -44,7 +44,7 @@ import numpy as np
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
-from measure import code_version, measure  # noqa: E402
+from measure import PYRAMIDD, code_version, measure  # noqa: E402
 
 TILE = 256
 ANGLE = 30.0
@@ -160,7 +160,7 @@ def run_build(src: Path, points: Path, out: Path, workdir: Path) -> dict[str, fl
     # bytes) without changing what the build does or prints.
     env = {"PYRAMIDD_PLUGINS": "record_summary", "PYRAMIDD_BENCH_SUMMARY": str(summary),
            "PYTHONPATH": os.pathsep.join(filter(None, [str(BENCH), os.environ.get("PYTHONPATH")]))}
-    r = timed([sys.executable, "-m", "pyramidd", "build", str(src), str(out), "--replace",
+    r = timed([*PYRAMIDD, "build", str(src), str(out), "--replace",
                "--gcps", str(points), "--order", "1", "--warp-resampler", "near"], env=env)
     r["counters"] = json.loads(summary.read_text()).get("source_counters", {})  # type: ignore[assignment]
     return r
