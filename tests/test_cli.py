@@ -12,7 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tifffile
 from PIL import Image
+
+from pyramidd.service.testing import pyramidd_command
 
 PYRAMIDD = [sys.executable, "-m", "pyramidd"]  # as the installed command
 
@@ -107,13 +110,10 @@ def test_bad_input_and_options_give_one_clear_line(tmp_path, image):
 
 def test_modules_in_the_current_folder_do_not_replace_the_workers_imports(tmp_path):
     # The fork server and the workers are `python -c` processes: without -P the folder
-    # a build is started from comes first on their module path.
-    import shutil
-
-    import tifffile
-
-    script = shutil.which("pyramidd", path=str(Path(sys.executable).parent))
-    assert script, "the installed command"
+    # a build is started from comes first on their module path. (The installed script,
+    # not `python -m`, which puts that folder on the command's own path.)
+    command = pyramidd_command()
+    assert command[0] != sys.executable, "the installed command"
     here = tmp_path / "here"
     here.mkdir()
     for name in ("selectors", "tifffile", "cv2"):
@@ -121,7 +121,7 @@ def test_modules_in_the_current_folder_do_not_replace_the_workers_imports(tmp_pa
     src = tmp_path / "in.tif"
     tifffile.imwrite(src, np.zeros((300, 500, 3), np.uint8), tile=(256, 256))
     for workers in ("1", "2"):
-        r = subprocess.run([script, "build", str(src), str(tmp_path / f"out{workers}"),
+        r = subprocess.run([*command, "build", str(src), str(tmp_path / f"out{workers}"),
                             "--workers", workers], capture_output=True, text=True,
                            timeout=120, cwd=here)
         assert r.returncode == 0, r.stderr
