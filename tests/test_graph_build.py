@@ -265,7 +265,9 @@ def test_a_build_whose_staging_folder_is_removed_fails_with_a_clear_error(
     """A clean-up (or a user) deleting the build's folder under it: the build stops
     with an error saying so, instead of waiting forever for files that will not come,
     and leaves nothing behind."""
+    import os
     import shutil
+    import tempfile
 
     from pyramidd.graph import build as build_mod
     from pyramidd.graph.bags import GraphQuadtree
@@ -274,12 +276,16 @@ def test_a_build_whose_staging_folder_is_removed_fails_with_a_clear_error(
     parent.mkdir()
     out = parent / "pyr"
 
+    def take_away(d: Path) -> None:
+        # Renamed out of reach, then deleted: the reader may be writing a chunk into it
+        # at that moment, and a plain rmtree raced with it ("Directory not empty").
+        aside = Path(tempfile.mkdtemp(dir=tmp_path))
+        os.rename(d, aside / d.name)
+        shutil.rmtree(aside, ignore_errors=True)
+
     def remove() -> None:
-        if when == "output-parent":
-            shutil.rmtree(parent)
-        else:
-            for d in _staging_dirs(parent):
-                shutil.rmtree(d)
+        for d in [parent] if when == "output-parent" else _staging_dirs(parent):
+            take_away(d)
 
     real_insert, real_flush = GraphQuadtree.insert, GraphQuadtree.flush
     real_wait = build_mod._Stages._wait_bounds
