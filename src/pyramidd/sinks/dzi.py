@@ -87,7 +87,7 @@ class DziSink:
         strings would grow with the pyramid in every worker (1.8 MiB at 32768²).
         """
         name = f"{key.col}_{key.row}.{self.encoder.suffix}"
-        return os.path.join(self.staging.new, self.files, str(key.level), name)
+        return os.path.join(self.staging.staged(self.files), str(key.level), name)
 
     def start(self) -> None:
         """Make the staging directory and every level folder (so workers only write files)."""

@@ -75,8 +75,8 @@ class PaddedSink:
     def tile_path(self, key: TileKey) -> str:
         """Where the tile of ``key`` is staged: ``z/x/y.ext`` with ``x = col``, ``y = row``
         (a string, as :meth:`DziSink.tile_path <pyramidd.sinks.dzi.DziSink.tile_path>`)."""
-        return os.path.join(self.staging.new, self.staging.entries[0], str(self.zoom(key.level)),
-                            str(key.col), f"{key.row}.{self.encoder.suffix}")
+        return os.path.join(self.root, str(self.zoom(key.level)), str(key.col),
+                            f"{key.row}.{self.encoder.suffix}")
 
     def start(self) -> None:
         """Make the staging directory and every ``z/x`` folder (so workers only write files)."""
