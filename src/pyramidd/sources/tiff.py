@@ -27,8 +27,7 @@ from __future__ import annotations
 import math
 import os
 from collections import OrderedDict
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +39,7 @@ from ..errors import InputError
 from ..options import BuildOptions
 from .convert import Conversion, palette_table, unsupported
 from .raster import check_region, check_size, open_input
+from .tiffpage import first_page
 
 #: First four bytes of a classic TIFF and of a BigTIFF, in either byte order.
 MAGICS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
@@ -138,19 +138,20 @@ class TiffReader:
         #: Segments decoded so far (one per plane of a separate-planar segment).
         self.decode_count = 0
         name = self.path.name
-        try:
-            self._tif = tifffile.TiffFile(self.path)
-            page = self._tif.pages.first
-        except Exception as exc:  # any failure to parse the file is the input's fault
-            raise _library_error(name, "not a readable TIFF", exc) from None
-        self._page = page
+        with ExitStack() as stack:
+            try:
+                first = stack.enter_context(first_page(self.path))
+                self._offsets, self._counts = first.segment_table()
+            except Exception as exc:  # any failure to parse the file is the input's fault
+                raise _library_error(name, "not a readable TIFF", exc) from None
+            self._close_file = stack.pop_all().close
+        self._page = page = first.page
         self._fd = os.open(self.path, os.O_RDONLY)
         self.width, self.height = page.imagewidth, page.imagelength
         self.seg_h, self.seg_w = _segment_shape(page)
         self.rows = math.ceil(self.height / self.seg_h)
         self.cols = math.ceil(self.width / self.seg_w)
         self.planes = page.samplesperpixel if page.planarconfig == 2 else 1
-        self._offsets, self._counts = segment_table(page)
         self._decode_kwargs: dict[str, Any] = {}
         if page.compression in _JPEG:
             self._decode_kwargs = {
@@ -162,7 +163,7 @@ class TiffReader:
         self._raw_dtype: np.dtype | None = None
         self._strip_rows = self.seg_h
         if not page.is_tiled and _plain_samples(page):
-            self._raw_dtype = page.dtype.newbyteorder(self._tif.byteorder)
+            self._raw_dtype = page.dtype.newbyteorder(page.parent.byteorder)
             self._row_bytes = self.width * self._contig * self._raw_dtype.itemsize
             self.seg_h = max(1, min(self.seg_h, raw_strip_bytes // self._row_bytes))
             self.rows = math.ceil(self.height / self.seg_h)
@@ -275,11 +276,7 @@ class TiffReader:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
-        self._tif.close()
-
-
-#: Tags holding the segment table (strip and tile offsets and byte counts).
-_TABLE_TAGS = (273, 279, 324, 325)
+        self._close_file()
 
 
 def read_rows(fd: int, name: str, segment: str, offset: int, count: int, start: int,
@@ -293,48 +290,6 @@ def read_rows(fd: int, name: str, segment: str, offset: int, count: int, start: 
     if len(data) < nbytes:
         raise InputError(f"{name}: truncated: {segment} ends past the end of the file")
     return data
-
-
-def segment_table(page: tifffile.TiffPage) -> tuple[np.ndarray, np.ndarray]:
-    """The page's segment offsets and byte counts as arrays, taken out of the page.
-
-    tifffile keeps them as tuples of Python ints, in the page and in its tags: at
-    65536² in 256² tiles that is 5 MiB in every process reading the file, about a
-    twentieth of a worker. Arrays hold the same in 1 MiB; the page does not need them
-    to decode a segment.
-    """
-    offsets = np.asarray(page.dataoffsets, np.int64)
-    counts = np.asarray(page.databytecounts, np.int64)
-    drop_segment_table(page)
-    return offsets, counts
-
-
-def drop_segment_table(page: tifffile.TiffPage) -> None:
-    """Let go of the page's segment offsets and byte counts, in the page and its tags."""
-    page.dataoffsets = page.databytecounts = ()
-    for code in _TABLE_TAGS:
-        tag = page.tags.get(code)
-        if tag is not None:
-            tag.value = None  # tifffile reads it again from the file if ever asked
-
-
-@contextmanager
-def first_page(path: Path) -> Iterator[tifffile.TiffPage]:
-    """Page 0 of the TIFF at ``path``, to read its header; its segment table is let go
-    on the way out (:func:`drop_segment_table`).
-
-    tifffile's file, pages and tags all refer to one another, so what a header read
-    leaves behind is freed only when the cyclic garbage collector next runs, which a
-    build's coordinator may not do before its end: at 65536² in 256² tiles, 4.7 MiB of
-    Python ints a read, and a TIFF build's coordinator reads the header three times
-    (this source, the warp format's GeoTIFF check, the OpenSlide plugin's).
-    """
-    with tifffile.TiffFile(path) as tif:
-        page = tif.pages.first
-        try:
-            yield page
-        finally:
-            drop_segment_table(page)
 
 
 def _colormap_to_8_bits(colours: np.ndarray) -> np.ndarray:
@@ -447,15 +402,15 @@ class TiffFormat:
                 return None
         name = path.name
         try:
-            with first_page(path) as page:
-                return self._source(path, page, options)
+            with first_page(path) as first:
+                return self._source(path, first.page, first.segment_count(), options)
         except InputError:
             raise
         except Exception as exc:  # any failure to parse the header is the input's fault
             raise _library_error(name, "not a readable TIFF", exc) from None
 
     def _source(
-        self, path: Path, page: tifffile.TiffPage, options: BuildOptions
+        self, path: Path, page: tifffile.TiffPage, segments: int, options: BuildOptions
     ) -> TiffSource:
         name = path.name
         if page.imagedepth > 1 or (page.is_tiled and page.tiledepth > 1):
@@ -477,10 +432,8 @@ class TiffFormat:
         seg_h, seg_w = _segment_shape(page)
         planes = page.samplesperpixel if page.planarconfig == 2 else 1
         needed = planes * math.ceil(height / seg_h) * math.ceil(width / seg_w)
-        if len(page.dataoffsets) < needed or len(page.databytecounts) < needed:
-            raise InputError(
-                f"{name}: corrupt: {len(page.dataoffsets)} segments listed, {needed} needed"
-            )
+        if segments < needed:
+            raise InputError(f"{name}: corrupt: {segments} segments listed, {needed} needed")
         return TiffSource(path, width, height, conversion.bands, conversion, self.cache_bytes)
 
 

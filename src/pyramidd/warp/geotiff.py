@@ -82,11 +82,11 @@ def read_geotiff_gcps(path: Path) -> GCPSet | None:
     A file with fewer than two tiepoints, or whose tiepoint is an affine anchor, has
     no GCPs; so has a file tifffile cannot open (the TIFF readers report that).
     """
-    from ..sources.tiff import first_page
+    from ..sources.tiffpage import first_page
 
     try:
-        with first_page(path) as page:
-            tags = page.tags
+        with first_page(path) as first:
+            tags = first.page.tags
             tiepoints = tags.get(MODEL_TIEPOINT)
             if tiepoints is None or MODEL_PIXEL_SCALE in tags or MODEL_TRANSFORMATION in tags:
                 return None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,8 @@ import numpy as np
 from ..errors import InputError, UnsupportedInput
 from ..formats import RegionReader, Source
 from ..options import BuildOptions
-from ..sources.tiff import read_rows, segment_table
+from ..sources.tiff import read_rows
+from ..sources.tiffpage import first_page
 from .geotiff import TIFF_SUFFIXES
 
 
@@ -41,14 +43,7 @@ def without_warp(options: BuildOptions) -> BuildOptions:
     return dataclasses.replace(options, extra=extra)
 
 
-def _tiff_page(path: Path):  # type: ignore[no-untyped-def]
-    import tifffile
-
-    tif = tifffile.TiffFile(path)
-    return tif, tif.pages[0]
-
-
-def _tiff_usable(page: Any) -> bool:
+def _tiff_usable(page: Any, segments: int) -> bool:
     # Only layouts whose decoded samples are already the output bands; anything
     # needing conversion (palette, MinIsWhite, YCbCr, 16-bit, planar) goes through
     # the TIFF source plugin instead.
@@ -59,7 +54,7 @@ def _tiff_usable(page: Any) -> bool:
         and ((photometric == 1 and spp in (1, 2)) or (photometric == 2 and spp in (3, 4)))
         and (spp == 1 or page.planarconfig == 1)
         and page.imagedepth == 1
-        and len(page.dataoffsets) > 0
+        and segments > 0
     )
 
 
@@ -78,12 +73,13 @@ def read_header(path: Path, options: BuildOptions) -> InputHeader:
     if not path.is_file():
         raise InputError(f"{path}: no such file; check the path of the image the GCPs belong to")
     if path.suffix.lower() in TIFF_SUFFIXES:
-        try:
-            tif, page = _tiff_page(path)
-        except Exception as exc:
-            raise InputError(f"{path.name}: not a readable TIFF ({exc})") from None
-        with tif:
-            if _tiff_usable(page):
+        with ExitStack() as stack:
+            try:
+                first = stack.enter_context(first_page(path))
+            except Exception as exc:
+                raise InputError(f"{path.name}: not a readable TIFF ({exc})") from None
+            page = first.page
+            if _tiff_usable(page, first.segment_count()):
                 return InputHeader(page.imagewidth, page.imagelength, page.samplesperpixel)
     if path.suffix.lower() == ".npy":
         arr = np.load(path, mmap_mode="r")
@@ -117,11 +113,13 @@ class TiffPieces:
     """
 
     def __init__(self, path: Path) -> None:
-        self._tif, page = _tiff_page(path)
-        if not _tiff_usable(page):
-            self._tif.close()
-            raise ValueError("TIFF layout not read piecewise")
-        self._page = page
+        with ExitStack() as stack:
+            first = stack.enter_context(first_page(path))
+            if not _tiff_usable(first.page, first.segment_count()):
+                raise ValueError("TIFF layout not read piecewise")
+            self._offsets, self._counts = first.segment_table()
+            self._close_file = stack.pop_all().close
+        self._page = page = first.page
         self._name = path.name
         self.width = int(page.imagewidth)
         self.height = int(page.imagelength)
@@ -136,7 +134,6 @@ class TiffPieces:
         else:
             self.piece_rows, self.piece_cols = min(int(page.rowsperstrip) or self.height, self.height), self.width
         self._across = -(-self.width // self.piece_cols)
-        self._offsets, self._counts = segment_table(page)
         self._fd = os.open(path, os.O_RDONLY)
         self.bytes_read = 0
 
@@ -170,7 +167,7 @@ class TiffPieces:
     def close(self) -> None:
         """Close the file."""
         os.close(self._fd)
-        self._tif.close()
+        self._close_file()
 
 
 class ArrayPieces:

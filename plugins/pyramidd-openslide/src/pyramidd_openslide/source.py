@@ -144,11 +144,11 @@ def may_be_slide(path: Path) -> bool:
 
 
 def _tiff_may_be_slide(path: Path) -> bool:
-    from pyramidd.sources.tiff import first_page
+    from pyramidd.sources.tiffpage import first_page
 
     try:
-        with first_page(path) as page:
-            tags = page.tags
+        with first_page(path) as first:
+            tags = first.page.tags
             codes = {tag.code for tag in tags.values()}
             description = _text(tags.valueof(270, ""))
             software = _text(tags.valueof(305, ""))

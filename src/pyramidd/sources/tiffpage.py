@@ -1,0 +1,241 @@
+"""Page 0 of a TIFF, opened with tifffile, with its segment table as int64 arrays.
+
+tifffile reads a page's segment offsets and byte counts into tuples of Python ints as
+it builds the page, and decoding a segment (``page.decode``) needs the page. At
+65536² in 256² tiles that is 131,072 ints in every process that opens the file; freed,
+they leave Python's memory arenas pinned by the few objects made between them, so a
+worker grew by 3 MiB and the build's coordinator by 3-4 MiB from 16k² to 64k².
+
+So a tiled page's two tables are read here, straight from the file as arrays, and
+tifffile is shown the file with the two entries of the directory rewritten as
+one-tile tables (the first tile's offset and byte count), which it reads as it would
+any other small tag. tifffile decodes a tile from its bytes and index alone; the
+first tile's entry keeps what it reads from the first tile (whether the JPEG data is
+JFIF). Anything else (strips, tables small enough to lie in their entries, NDPI's
+64-bit extension of classic TIFF, directories this reader does not follow) is opened
+by tifffile as it is, and its tables converted.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import tifffile
+
+#: Tags of the tile table (TileOffsets, TileByteCounts), read here as arrays.
+TILE_OFFSETS, TILE_BYTE_COUNTS = 324, 325
+
+#: Tags holding a segment table (strip and tile offsets and byte counts).
+_TABLE_TAGS = (273, 279, TILE_OFFSETS, TILE_BYTE_COUNTS)
+
+#: Field types a tile table may have: SHORT, LONG, LONG8, with their struct codes.
+_TABLE_TYPES = {3: "H", 4: "I", 16: "Q"}
+
+#: NDPI's private tag: classic TIFF with 64-bit offsets, which tifffile patches itself.
+_NDPI_MARK = 65420
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Classic TIFF or BigTIFF: how a directory and its entries are laid out."""
+
+    order: str  # struct byte order, "<" or ">"
+    count: str  # struct code of a directory's entry count
+    entry: str  # struct codes of an entry: tag, type, count, value or offset
+    inline: int  # bytes of value that fit in an entry
+    table_type: int  # field type of a one-tile table written into an entry
+
+
+@dataclass(frozen=True)
+class _Table:
+    """A tile table as it lies in the file."""
+
+    entry: int  # file offset of its directory entry
+    code: int
+    dtype: np.dtype
+    count: int
+    offset: int  # file offset of its values
+
+
+def _layout(head: bytes) -> tuple[_Layout, int] | None:
+    """The file's layout and the offset of its first directory, from its first 16 bytes."""
+    order = {b"II": "<", b"MM": ">"}.get(head[:2])
+    if order is None or len(head) < 16:
+        return None
+    version = struct.unpack(order + "H", head[2:4])[0]
+    if version == 42:
+        return _Layout(order, "H", "HHII", 4, 4), struct.unpack(order + "I", head[4:8])[0]
+    if version == 43:
+        return _Layout(order, "Q", "HHQQ", 8, 16), struct.unpack(order + "Q", head[8:16])[0]
+    return None
+
+
+def _tile_tables(fd: int, size: int) -> tuple[_Layout, _Table, _Table] | None:
+    """Where the first directory's tile offsets and byte counts lie, when both lie
+    outside their entries and in the file; ``None`` for anything else."""
+    found = _layout(os.pread(fd, 16, 0))
+    if found is None:
+        return None
+    layout, ifd = found
+    count_size = struct.calcsize(layout.order + layout.count)
+    entry_size = struct.calcsize(layout.order + layout.entry)
+    head = os.pread(fd, count_size, ifd)
+    if len(head) < count_size:
+        return None
+    entries = struct.unpack(layout.order + layout.count, head)[0]
+    if entries > 4096:  # tifffile's own limit: let it say what is wrong
+        return None
+    data = os.pread(fd, entries * entry_size, ifd + count_size)
+    if len(data) < entries * entry_size:
+        return None
+    tables: dict[int, _Table] = {}
+    for i in range(entries):
+        code, kind, count, value = struct.unpack_from(layout.order + layout.entry, data, i * entry_size)
+        if code == _NDPI_MARK:
+            return None
+        if code not in (TILE_OFFSETS, TILE_BYTE_COUNTS):
+            continue
+        fmt = _TABLE_TYPES.get(kind)
+        if fmt is None or code in tables or count < 1:
+            return None
+        nbytes = count * struct.calcsize(fmt)
+        if nbytes <= layout.inline or value + nbytes > size:
+            return None
+        entry = ifd + count_size + i * entry_size
+        tables[code] = _Table(entry, code, np.dtype(layout.order + fmt), count, value)
+    if len(tables) != 2:
+        return None
+    return layout, tables[TILE_OFFSETS], tables[TILE_BYTE_COUNTS]
+
+
+class _PatchedFile(io.RawIOBase):
+    """A file read through its descriptor as if some of its bytes were others."""
+
+    def __init__(self, path: Path, fd: int, patches: dict[int, bytes]) -> None:
+        super().__init__()
+        self.name = str(path)
+        self._fd = fd
+        self._size = os.fstat(fd).st_size
+        self._pos = 0
+        self._patches = patches
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._pos, os.SEEK_END: self._size}[whence]
+        if base + offset < 0:
+            raise OSError(f"seek to {base + offset} before the start of {self.name}")
+        self._pos = base + offset
+        return self._pos
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        data = os.pread(self._fd, len(buffer), self._pos)
+        n = len(data)
+        buffer[:n] = data
+        for start, new in self._patches.items():
+            lo, hi = max(start, self._pos), min(start + len(new), self._pos + n)
+            if lo < hi:
+                buffer[lo - self._pos : hi - self._pos] = new[lo - start : hi - start]
+        self._pos += n
+        return n
+
+
+@dataclass
+class FirstPage:
+    """Page 0 of an open TIFF; its segment table is not on the page (``dataoffsets``
+    and ``databytecounts`` are empty) but read on demand by :meth:`segment_table`."""
+
+    page: tifffile.TiffPage
+    _fd: int
+    _tables: tuple[_Table, _Table] | tuple[np.ndarray, np.ndarray]
+
+    def segment_table(self) -> tuple[np.ndarray, np.ndarray]:
+        """The segment offsets and byte counts, as int64 arrays."""
+        offsets, counts = self._tables
+        if isinstance(offsets, np.ndarray) and isinstance(counts, np.ndarray):
+            return offsets, counts
+        assert isinstance(offsets, _Table) and isinstance(counts, _Table)
+        return _read_table(self._fd, offsets), _read_table(self._fd, counts)
+
+    def segment_count(self) -> int:
+        """Entries in the shorter of the two tables."""
+        offsets, counts = self._tables
+        return min(_entries(offsets), _entries(counts))
+
+
+def _entries(table: _Table | np.ndarray) -> int:
+    return table.count if isinstance(table, _Table) else len(table)
+
+
+def _read_table(fd: int, table: _Table) -> np.ndarray:
+    nbytes = table.count * table.dtype.itemsize
+    data = os.pread(fd, nbytes, table.offset)
+    if len(data) < nbytes:  # the file shrank since its directory was read
+        raise OSError(f"the tile table at byte {table.offset:,} ends past the end of the file")
+    values = np.frombuffer(data, table.dtype)
+    if table.dtype.itemsize == 8 and values.size and values.max() >= 1 << 63:
+        raise ValueError(f"a tile table at byte {table.offset:,} holds offsets past 2**63")
+    return values.astype(np.int64)
+
+
+def _one_tile_entry(layout: _Layout, table: _Table, first: int) -> bytes:
+    return struct.pack(layout.order + layout.entry, table.code, layout.table_type, 1, first)
+
+
+def _first_value(fd: int, table: _Table) -> int:
+    data = os.pread(fd, table.dtype.itemsize, table.offset)
+    return int(np.frombuffer(data, table.dtype)[0])
+
+
+def _take_table(page: tifffile.TiffPage) -> tuple[np.ndarray, np.ndarray]:
+    """The page's segment tables as arrays, let go of by the page and its tags."""
+    page.is_jfif  # noqa: B018 - tifffile reads it from the first segment, when asked
+    offsets = np.asarray(page.dataoffsets, np.int64)
+    counts = np.asarray(page.databytecounts, np.int64)
+    page.dataoffsets = page.databytecounts = ()
+    for code in _TABLE_TAGS:
+        tag = page.tags.get(code)
+        if tag is not None:
+            tag.value = None  # tifffile reads it again from the file if ever asked
+    return offsets, counts
+
+
+@contextmanager
+def first_page(path: Path) -> Iterator[FirstPage]:
+    """Page 0 of the TIFF at ``path``, open until the block ends.
+
+    tifffile's errors for a file it cannot read pass through.
+    """
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        found = _tile_tables(fd, os.fstat(fd).st_size)
+        if found is None:
+            with tifffile.TiffFile(path) as tif:
+                page = tif.pages.first
+                yield FirstPage(page, fd, _take_table(page))
+            return
+        layout, offsets, counts = found
+        patches = {
+            table.entry: _one_tile_entry(layout, table, _first_value(fd, table))
+            for table in (offsets, counts)
+        }
+        with _PatchedFile(path, fd, patches) as view, tifffile.TiffFile(view) as tif:
+            page = tif.pages.first
+            _take_table(page)  # the one-tile tables
+            yield FirstPage(page, fd, (offsets, counts))
+    finally:
+        os.close(fd)
