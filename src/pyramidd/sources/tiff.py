@@ -146,7 +146,7 @@ class TiffReader:
                 raise _library_error(name, "not a readable TIFF", exc) from None
             self._close_file = stack.pop_all().close
         self._page = page = first.page
-        self._fd = os.open(self.path, os.O_RDONLY)
+        self._fd = first.fd
         self.width, self.height = page.imagewidth, page.imagelength
         self.seg_h, self.seg_w = _segment_shape(page)
         self.rows = math.ceil(self.height / self.seg_h)
@@ -273,9 +273,7 @@ class TiffReader:
     def close(self) -> None:
         """Close the file and drop the cache."""
         self._cache.clear()
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
+        self._fd = -1  # a read after this fails, never reads a file opened since
         self._close_file()
 
 

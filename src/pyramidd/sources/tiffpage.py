@@ -160,7 +160,8 @@ class FirstPage:
     and ``databytecounts`` are empty) but read on demand by :meth:`segment_table`."""
 
     page: tifffile.TiffPage
-    _fd: int
+    #: The file, open for reading (``os.pread``) until the block ends.
+    fd: int
     _tables: tuple[_Table, _Table] | tuple[np.ndarray, np.ndarray]
 
     def segment_table(self) -> tuple[np.ndarray, np.ndarray]:
@@ -169,7 +170,7 @@ class FirstPage:
         if isinstance(offsets, np.ndarray) and isinstance(counts, np.ndarray):
             return offsets, counts
         assert isinstance(offsets, _Table) and isinstance(counts, _Table)
-        return _read_table(self._fd, offsets), _read_table(self._fd, counts)
+        return _read_table(self.fd, offsets), _read_table(self.fd, counts)
 
     def segment_count(self) -> int:
         """Entries in the shorter of the two tables."""

@@ -134,7 +134,7 @@ class TiffPieces:
         else:
             self.piece_rows, self.piece_cols = min(int(page.rowsperstrip) or self.height, self.height), self.width
         self._across = -(-self.width // self.piece_cols)
-        self._fd = os.open(path, os.O_RDONLY)
+        self._fd = first.fd
         self.bytes_read = 0
 
     def read_piece(self, prow: int, pcol: int) -> np.ndarray:
@@ -166,7 +166,7 @@ class TiffPieces:
 
     def close(self) -> None:
         """Close the file."""
-        os.close(self._fd)
+        self._fd = -1
         self._close_file()
 
 
