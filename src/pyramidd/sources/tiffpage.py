@@ -9,9 +9,9 @@ worker grew by 3 MiB and the build's coordinator by 3-4 MiB from 16k² to 64k².
 So a tiled page's two tables are read here, straight from the file as arrays, and
 tifffile is shown the file with the two entries of the directory rewritten as
 one-tile tables (the first tile's offset and byte count), which it reads as it would
-any other small tag. tifffile decodes a tile from its bytes and index alone; the
-first tile's entry keeps what it reads from the first tile (whether the JPEG data is
-JFIF). Anything else (strips, tables small enough to lie in their entries, NDPI's
+any other small tag. tifffile decodes a tile from its bytes and index alone, and
+what it reads from the first tile itself (whether the JPEG data is JFIF) it finds
+through the one-tile tables. Anything else (strips, tables small enough to lie in their entries, NDPI's
 64-bit extension of classic TIFF, directories this reader does not follow) is opened
 by tifffile as it is, and its tables converted.
 """
