@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 import zlib
 from pathlib import Path
@@ -486,3 +487,49 @@ def test_segment_table_as_tifffile_reads_it(
         assert np.array_equal(reader.read_region(0, 0, size[1], size[0]), img)
     finally:
         reader.close()
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data(), bigtiff=st.booleans())
+def test_damaged_directories_fail_as_input_errors(tmp_path: Path, data, bigtiff: bool) -> None:
+    # Bytes of the header and the first directory (its entries, and the tile tables
+    # they point at) overwritten at random: the file either reads, or every step fails
+    # with an InputError naming it; nothing else escapes, nothing reads past the end.
+    path = tmp_path / "d.tif"
+    write(path, samples_of(3, np.uint8, 48, 40), tile=(16, 16), compression="zlib",
+          bigtiff=bigtiff)
+    raw = bytearray(path.read_bytes())
+    with tifffile.TiffFile(path) as tif:
+        page = tif.pages.first
+        end = max(page.offset + 8 + 20 * len(page.tags), page.tags[325].valueoffset + 8 * 9)
+    for _ in range(data.draw(st.integers(1, 6))):
+        at = data.draw(st.integers(0, min(end, len(raw)) - 1))
+        raw[at] = data.draw(st.integers(0, 255))
+    path.write_bytes(bytes(raw))
+    try:
+        source = TIFF.probe(path, BuildOptions())
+        if source is None:
+            return
+        reader = source.open()
+        try:
+            reader.read_region(0, 0, source.width, source.height)
+        finally:
+            reader.close()
+    except InputError as exc:
+        assert str(exc).startswith("d.tif: ") and "\n" not in str(exc)
+
+
+def test_a_damaged_byte_count_reads_no_more_than_the_file(tmp_path: Path, monkeypatch) -> None:
+    samples = samples_of(3, np.uint8, 32, 32)
+    path = write(tmp_path / "a.tif", samples, tile=(16, 16), compression="zlib", bigtiff=True)
+    reader = TIFF.probe(path, BuildOptions()).open()
+    reader._counts = np.array([1 << 62, *reader._counts[1:]], np.int64)
+    reads = []
+    real_pread = os.pread
+    monkeypatch.setattr(os, "pread", lambda fd, n, at: reads.append(n) or real_pread(fd, n, at))
+    try:
+        with pytest.raises(InputError, match="a.tif: truncated: segment 0 ends at byte"):
+            reader.read_region(0, 0, 4, 4)
+    finally:
+        reader.close()
+    assert reads and max(reads) <= path.stat().st_size

@@ -178,6 +178,26 @@ def test_uncompressed_tile_pieces_at_the_edges_and_a_truncated_file(tmp_path: Pa
     pieces.close()
 
 
+def test_damaged_compressed_tiles_fail_as_input_errors(tmp_path: Path) -> None:
+    path = tmp_path / "in.tif"
+    tifffile.imwrite(path, (IMG[:300, :200] // 64) * 64, tile=(128, 128), compression="zlib")
+    with tifffile.TiffFile(path) as tif:
+        offsets, counts = tif.pages.first.dataoffsets, tif.pages.first.databytecounts
+    data = bytearray(path.read_bytes())
+    data[offsets[0] : offsets[0] + 8] = b"\xde\xad\xbe\xef" * 2
+    path.write_bytes(bytes(data[: offsets[-1] + counts[-1] // 2]))  # the last one cut short
+    pieces = TiffPieces(path)
+    try:
+        with pytest.raises(InputError, match="in.tif: cannot decode segment 0: ") as info:
+            pieces.read_piece(0, 0)
+        assert "\n" not in str(info.value)
+        with pytest.raises(InputError, match="in.tif: truncated: segment 5 ends at byte"):
+            pieces.read_piece(2, 1)
+        assert pieces.bytes_read == 0
+    finally:
+        pieces.close()
+
+
 def test_striped_and_compressed_tiff(tmp_path: Path) -> None:
     path = tmp_path / "in.tif"
     smooth = (IMG // 64) * 64  # compresses, unlike noise

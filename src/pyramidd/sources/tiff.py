@@ -113,7 +113,9 @@ class SegmentCache:
         self.nbytes = 0
 
 
-def _library_error(name: str, what: str, exc: BaseException) -> InputError:
+def library_error(name: str, what: str, exc: BaseException) -> InputError:
+    """:class:`InputError` for file ``name``: ``what`` failed, with the first line of
+    the library's own message."""
     text = str(exc).strip().splitlines()
     detail = text[0] if text else type(exc).__name__
     return InputError(f"{name}: {what}: {detail}")
@@ -143,10 +145,11 @@ class TiffReader:
                 first = stack.enter_context(first_page(self.path))
                 self._offsets, self._counts = first.segment_table()
             except Exception as exc:  # any failure to parse the file is the input's fault
-                raise _library_error(name, "not a readable TIFF", exc) from None
+                raise library_error(name, "not a readable TIFF", exc) from None
             self._close_file = stack.pop_all().close
         self._page = page = first.page
         self._fd = first.fd
+        self._size = os.fstat(self._fd).st_size
         self.width, self.height = page.imagewidth, page.imagelength
         self.seg_h, self.seg_w = _segment_shape(page)
         self.rows = math.ceil(self.height / self.seg_h)
@@ -222,23 +225,14 @@ class TiffReader:
         try:
             return np.ascontiguousarray(self.conversion.apply(raw))
         except ValueError as exc:  # fewer samples decoded than the header promised
-            raise _library_error(self.path.name, f"segment {row},{col} is corrupt", exc) from None
+            raise library_error(self.path.name, f"segment {row},{col} is corrupt", exc) from None
 
     def _decode_plane(self, index: int, rh: int, rw: int) -> np.ndarray:
         name = self.path.name
-        offset, count = int(self._offsets[index]), int(self._counts[index])
-        data: bytes | None = None
-        if count:
-            data = os.pread(self._fd, count, offset)
-            if len(data) < count:
-                raise InputError(
-                    f"{name}: truncated: segment {index} ends at byte {offset + count:,} "
-                    f"but the file has {os.fstat(self._fd).st_size:,}"
-                )
-        try:
-            decoded, _, shape = self._page.decode(data, index, **self._decode_kwargs)
-        except Exception as exc:  # codec errors are the data's fault, whatever their type
-            raise _library_error(name, f"cannot decode segment {index}", exc) from None
+        decoded, shape = decode_segment(
+            self._page, self._fd, self._size, name, index,
+            int(self._offsets[index]), int(self._counts[index]), **self._decode_kwargs,
+        )
         self.decode_count += 1
         if decoded is None:  # an empty segment (byte count 0) reads as zeros
             return np.zeros((rh, rw, shape[3]), self._page.dtype)
@@ -275,6 +269,30 @@ class TiffReader:
         self._cache.clear()
         self._fd = -1  # a read after this fails, never reads a file opened since
         self._close_file()
+
+
+def decode_segment(
+    page: tifffile.TiffPage, fd: int, size: int, name: str, index: int, offset: int,
+    count: int, **kwargs: Any,
+) -> tuple[np.ndarray | None, tuple[int, ...]]:
+    """Segment ``index`` of ``page``, ``count`` bytes at ``offset`` of file ``fd``
+    (``size`` bytes long), decoded by tifffile with ``kwargs``: its samples (``None``
+    for an empty segment) and their shape. :class:`InputError` naming file ``name`` if
+    the file ends first or the bytes do not decode."""
+    data: bytes | None = None
+    if count:
+        # Never more than the file holds: a damaged byte count can be 2**64 - 1.
+        data = os.pread(fd, max(0, min(count, size - offset)), offset)
+        if len(data) < count:
+            raise InputError(
+                f"{name}: truncated: segment {index} ends at byte {offset + count:,} "
+                f"but the file has {size:,}"
+            )
+    try:
+        decoded, _, shape = page.decode(data, index, **kwargs)
+    except Exception as exc:  # codec errors are the data's fault, whatever their type
+        raise library_error(name, f"cannot decode segment {index}", exc) from None
+    return decoded, shape
 
 
 def read_rows(fd: int, name: str, segment: str, offset: int, count: int, start: int,
@@ -405,7 +423,7 @@ class TiffFormat:
         except InputError:
             raise
         except Exception as exc:  # any failure to parse the header is the input's fault
-            raise _library_error(name, "not a readable TIFF", exc) from None
+            raise library_error(name, "not a readable TIFF", exc) from None
 
     def _source(
         self, path: Path, page: tifffile.TiffPage, segments: int, options: BuildOptions

@@ -21,7 +21,7 @@ import numpy as np
 from ..errors import InputError, UnsupportedInput
 from ..formats import RegionReader, Source
 from ..options import BuildOptions
-from ..sources.tiff import read_rows
+from ..sources.tiff import decode_segment, read_rows
 from ..sources.tiffpage import first_page
 from .geotiff import TIFF_SUFFIXES
 
@@ -135,6 +135,7 @@ class TiffPieces:
             self.piece_rows, self.piece_cols = min(int(page.rowsperstrip) or self.height, self.height), self.width
         self._across = -(-self.width // self.piece_cols)
         self._fd = first.fd
+        self._size = os.fstat(self._fd).st_size
         self.bytes_read = 0
 
     def read_piece(self, prow: int, pcol: int) -> np.ndarray:
@@ -148,9 +149,10 @@ class TiffPieces:
             return np.zeros((rows, cols, self.bands), np.uint8)
         if self._split > 1:
             return self._read_rows(index, prow % self._split, rows, cols)
-        data = os.pread(self._fd, count, int(self._offsets[index]))
-        self.bytes_read += len(data)
-        seg, _, _ = self._page.decode(data, index, jpegtables=self._page.jpegtables)
+        seg, _ = decode_segment(self._page, self._fd, self._size, self._name, index,
+                                int(self._offsets[index]), count, jpegtables=self._page.jpegtables)
+        assert seg is not None  # count > 0
+        self.bytes_read += count
         seg = seg.reshape(seg.shape[-3], seg.shape[-2], -1)
         return seg[:rows, :cols]
 
