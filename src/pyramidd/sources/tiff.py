@@ -113,7 +113,7 @@ class SegmentCache:
         self.nbytes = 0
 
 
-def library_error(name: str, what: str, exc: BaseException) -> InputError:
+def _library_error(name: str, what: str, exc: BaseException) -> InputError:
     """:class:`InputError` for file ``name``: ``what`` failed, with the first line of
     the library's own message."""
     text = str(exc).strip().splitlines()
@@ -145,7 +145,7 @@ class TiffReader:
                 first = stack.enter_context(first_page(self.path))
                 self._offsets, self._counts = first.segment_table()
             except Exception as exc:  # any failure to parse the file is the input's fault
-                raise library_error(name, "not a readable TIFF", exc) from None
+                raise _library_error(name, "not a readable TIFF", exc) from None
             self._close_file = stack.pop_all().close
         self._page = page = first.page
         self._fd = first.fd
@@ -225,7 +225,7 @@ class TiffReader:
         try:
             return np.ascontiguousarray(self.conversion.apply(raw))
         except ValueError as exc:  # fewer samples decoded than the header promised
-            raise library_error(self.path.name, f"segment {row},{col} is corrupt", exc) from None
+            raise _library_error(self.path.name, f"segment {row},{col} is corrupt", exc) from None
 
     def _decode_plane(self, index: int, rh: int, rw: int) -> np.ndarray:
         name = self.path.name
@@ -291,7 +291,7 @@ def decode_segment(
     try:
         decoded, _, shape = page.decode(data, index, **kwargs)
     except Exception as exc:  # codec errors are the data's fault, whatever their type
-        raise library_error(name, f"cannot decode segment {index}", exc) from None
+        raise _library_error(name, f"cannot decode segment {index}", exc) from None
     return decoded, shape
 
 
@@ -423,7 +423,7 @@ class TiffFormat:
         except InputError:
             raise
         except Exception as exc:  # any failure to parse the header is the input's fault
-            raise library_error(name, "not a readable TIFF", exc) from None
+            raise _library_error(name, "not a readable TIFF", exc) from None
 
     def _source(
         self, path: Path, page: tifffile.TiffPage, segments: int, options: BuildOptions
