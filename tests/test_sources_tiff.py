@@ -533,3 +533,27 @@ def test_a_damaged_byte_count_reads_no_more_than_the_file(tmp_path: Path, monkey
     finally:
         reader.close()
     assert reads and max(reads) <= path.stat().st_size
+
+
+@pytest.mark.parametrize("bigtiff", [False, True])
+def test_sparse_first_tile_in_a_table_read_here(tmp_path: Path, bigtiff: bool) -> None:
+    # GDAL writes an empty tile as offset 0, byte count 0 (SPARSE_OK): the one-tile
+    # table tifffile sees then holds zeros, and the tile reads as zeros.
+    img = np.random.default_rng(6).integers(0, 256, (64, 96, 3), np.uint8)
+    path = write(tmp_path / "s.tif", img, tile=(32, 32), compression="zlib", bigtiff=bigtiff)
+    data = bytearray(path.read_bytes())
+    with tifffile.TiffFile(path) as tif:
+        for code in (324, 325):
+            tag = tif.pages.first.tags[code]
+            size = {3: 2, 4: 4, 16: 8}[tag.dtype]
+            data[tag.valueoffset : tag.valueoffset + size] = bytes(size)
+    path.write_bytes(bytes(data))
+    source = TIFF.probe(path, BuildOptions())
+    reader = source.open()
+    try:
+        assert reader._page.tags[324].count == 1
+        want = img.copy()
+        want[:32, :32] = 0
+        assert np.array_equal(reader.read_region(0, 0, 96, 64), want)
+    finally:
+        reader.close()
