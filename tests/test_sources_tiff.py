@@ -557,3 +557,25 @@ def test_sparse_first_tile_in_a_table_read_here(tmp_path: Path, bigtiff: bool) -
         assert np.array_equal(reader.read_region(0, 0, 96, 64), want)
     finally:
         reader.close()
+
+
+def test_patched_view_reads_the_file_with_its_patches(tmp_path: Path) -> None:
+    from pyramidd.sources.tiffpage import _PatchedFile
+
+    path = tmp_path / "f.bin"
+    path.write_bytes(bytes(range(100)))
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        with _PatchedFile(path, fd, {10: b"ABCD", 98: b"YZ"}) as view:
+            assert view.read(12) == bytes(range(10)) + b"AB"
+            assert view.read(4) == b"CD" + bytes([14, 15])
+            assert view.seek(-3, os.SEEK_END) == 97 and view.read() == bytes([97]) + b"YZ"
+            assert view.read(5) == b""
+            view.seek(11)
+            into = np.zeros(6, np.uint8)
+            assert view.readinto(into) == 6
+            assert into.tobytes() == b"BCD" + bytes([14, 15, 16])
+            with pytest.raises(OSError):
+                view.seek(-1)
+    finally:
+        os.close(fd)

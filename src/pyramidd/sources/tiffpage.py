@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import tifffile
@@ -142,14 +143,15 @@ class _PatchedFile(io.RawIOBase):
         self._pos = base + offset
         return self._pos
 
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        data = os.pread(self._fd, len(buffer), self._pos)
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")  # any writable buffer, a numpy array too
+        data = os.pread(self._fd, len(view), self._pos)
         n = len(data)
-        buffer[:n] = data
+        view[:n] = data
         for start, new in self._patches.items():
             lo, hi = max(start, self._pos), min(start + len(new), self._pos + n)
             if lo < hi:
-                buffer[lo - self._pos : hi - self._pos] = new[lo - start : hi - start]
+                view[lo - self._pos : hi - self._pos] = new[lo - start : hi - start]
         self._pos += n
         return n
 
