@@ -566,7 +566,7 @@ def test_patched_view_reads_the_file_with_its_patches(tmp_path: Path) -> None:
     path.write_bytes(bytes(range(100)))
     fd = os.open(path, os.O_RDONLY)
     try:
-        with _PatchedFile(path, fd, {10: b"ABCD", 98: b"YZ"}) as view:
+        with _PatchedFile(path, fd, 100, {10: b"ABCD", 98: b"YZ"}) as view:
             assert view.read(12) == bytes(range(10)) + b"AB"
             assert view.read(4) == b"CD" + bytes([14, 15])
             assert view.seek(-3, os.SEEK_END) == 97 and view.read() == bytes([97]) + b"YZ"

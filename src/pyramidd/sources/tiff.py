@@ -148,8 +148,7 @@ class TiffReader:
                 raise _library_error(name, "not a readable TIFF", exc) from None
             self._close_file = stack.pop_all().close
         self._page = page = first.page
-        self._fd = first.fd
-        self._size = os.fstat(self._fd).st_size
+        self._fd, self._size = first.fd, first.size
         self.width, self.height = page.imagewidth, page.imagelength
         self.seg_h, self.seg_w = _segment_shape(page)
         self.rows = math.ceil(self.height / self.seg_h)

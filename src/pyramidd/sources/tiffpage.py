@@ -11,9 +11,9 @@ tifffile is shown the file with the two entries of the directory rewritten as
 one-tile tables (the first tile's offset and byte count), which it reads as it would
 any other small tag. tifffile decodes a tile from its bytes and index alone, and
 what it reads from the first tile itself (whether the JPEG data is JFIF) it finds
-through the one-tile tables. Anything else (strips, tables small enough to lie in their entries, NDPI's
-64-bit extension of classic TIFF, directories this reader does not follow) is opened
-by tifffile as it is, and its tables converted.
+through the one-tile tables. Anything else (strips, tables small enough to lie in
+their entries, NDPI's 64-bit extension of classic TIFF, directories this reader does
+not follow) is opened by tifffile as it is, and its tables converted.
 """
 
 from __future__ import annotations
@@ -119,11 +119,11 @@ def _tile_tables(fd: int, size: int) -> tuple[_Layout, _Table, _Table] | None:
 class _PatchedFile(io.RawIOBase):
     """A file read through its descriptor as if some of its bytes were others."""
 
-    def __init__(self, path: Path, fd: int, patches: dict[int, bytes]) -> None:
+    def __init__(self, path: Path, fd: int, size: int, patches: dict[int, bytes]) -> None:
         super().__init__()
         self.name = str(path)
         self._fd = fd
-        self._size = os.fstat(fd).st_size
+        self._size = size
         self._pos = 0
         self._patches = patches
 
@@ -164,6 +164,8 @@ class FirstPage:
     page: tifffile.TiffPage
     #: The file, open for reading (``os.pread``) until the block ends.
     fd: int
+    #: Its size in bytes when it was opened.
+    size: int
     _tables: tuple[_Table, _Table] | tuple[np.ndarray, np.ndarray]
 
     def segment_table(self) -> tuple[np.ndarray, np.ndarray]:
@@ -225,20 +227,21 @@ def first_page(path: Path) -> Iterator[FirstPage]:
     """
     fd = os.open(path, os.O_RDONLY)
     try:
-        found = _tile_tables(fd, os.fstat(fd).st_size)
+        size = os.fstat(fd).st_size
+        found = _tile_tables(fd, size)
         if found is None:
             with tifffile.TiffFile(path) as tif:
                 page = tif.pages.first
-                yield FirstPage(page, fd, _take_table(page))
+                yield FirstPage(page, fd, size, _take_table(page))
             return
         layout, offsets, counts = found
         patches = {
             table.entry: _one_tile_entry(layout, table, _first_value(fd, table))
             for table in (offsets, counts)
         }
-        with _PatchedFile(path, fd, patches) as view, tifffile.TiffFile(view) as tif:
+        with _PatchedFile(path, fd, size, patches) as view, tifffile.TiffFile(view) as tif:
             page = tif.pages.first
             _take_table(page)  # the one-tile tables
-            yield FirstPage(page, fd, (offsets, counts))
+            yield FirstPage(page, fd, size, (offsets, counts))
     finally:
         os.close(fd)

@@ -134,8 +134,7 @@ class TiffPieces:
         else:
             self.piece_rows, self.piece_cols = min(int(page.rowsperstrip) or self.height, self.height), self.width
         self._across = -(-self.width // self.piece_cols)
-        self._fd = first.fd
-        self._size = os.fstat(self._fd).st_size
+        self._fd, self._size = first.fd, first.size
         self.bytes_read = 0
 
     def read_piece(self, prow: int, pcol: int) -> np.ndarray:
