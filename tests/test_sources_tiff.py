@@ -413,95 +413,123 @@ def test_segment_table_leaves_the_page_and_reads_still_work(tmp_path: Path) -> N
     reader.close()
 
 
-def test_header_reads_never_hold_the_tile_table(tmp_path: Path) -> None:
+@pytest.mark.parametrize("layout", ["tiles", "strips"])
+def test_header_reads_never_hold_the_segment_table(tmp_path: Path, layout: str) -> None:
     # A build's coordinator reads a TIFF's header three times (this source, the warp
-    # format's GeoTIFF check, the OpenSlide plugin's). tifffile would read the tile
-    # table (here 65,536 tiles) into tuples of Python ints, 4.7 MiB a read, whose
-    # freed arenas stay pinned; none of the three needs more than its length.
+    # format's GeoTIFF check, the OpenSlide plugin's). tifffile would read the segment
+    # table (here 65,536 tiles, or strips of one row as GDAL writes a wide image) into
+    # tuples of Python ints, 4.7 MiB a read, whose freed arenas stay pinned; none of
+    # the three needs more than its length.
     import gc
+    import logging
     import tracemalloc
 
     from pyramidd.warp.geotiff import read_geotiff_gcps
     from pyramidd_openslide.source import may_be_slide
 
     path = tmp_path / "many.tif"
-    tifffile.imwrite(path, np.zeros((4096, 4096), np.uint8), tile=(16, 16),
-                     compression="zlib")
+    if layout == "tiles":
+        tifffile.imwrite(path, np.zeros((4096, 4096), np.uint8), tile=(16, 16),
+                         compression="zlib")
+    else:
+        tifffile.imwrite(path, np.zeros((65536, 16), np.uint8), rowsperstrip=1)
     reads = {
         "tiff source": lambda: TIFF.probe(path, BuildOptions()),
         "GeoTIFF check": lambda: read_geotiff_gcps(path),
         "OpenSlide check": lambda: may_be_slide(path),
     }
-    for name, read in reads.items():
-        read()  # first use fills tifffile's own caches
-        gc.collect()
-        gc.disable()
-        tracemalloc.start()
-        try:
-            read()
-            left, peak = tracemalloc.get_traced_memory()
-        finally:
-            tracemalloc.stop()
-            gc.enable()
-        assert peak < 256 << 10, (name, peak)
-        assert left < 64 << 10, (name, left)
+    logged: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = logged.append  # type: ignore[method-assign]
+    logging.getLogger("tifffile").addHandler(handler)
+    try:
+        for name, read in reads.items():
+            read()  # first use fills tifffile's own caches
+            gc.collect()
+            gc.disable()
+            tracemalloc.start()
+            try:
+                read()
+                left, peak = tracemalloc.get_traced_memory()
+            finally:
+                tracemalloc.stop()
+                gc.enable()
+            assert peak < 256 << 10, (name, peak)
+            assert left < 64 << 10, (name, left)
+    finally:
+        logging.getLogger("tifffile").removeHandler(handler)
+    # tifffile was shown a one-segment table; it must not say so
+    assert [r.getMessage() for r in logged] == []
 
 
 @pytest.mark.parametrize("bigtiff", [False, True])
 @pytest.mark.parametrize("byteorder", ["<", ">"])
 @pytest.mark.parametrize(
-    ("size", "tile", "compression"),
+    ("size", "segment", "compression"),
     [
         ((16, 16), (16, 16), None),  # one tile: the table lies in its entry
         ((16, 32), (16, 16), None),  # two: in a BigTIFF entry, not a classic one
         ((48, 16), (16, 16), None),  # three short byte counts
         ((300, 500), (64, 64), "zlib"),
         ((600, 300), (256, 256), None),  # long byte counts
+        ((16, 16), 16, None),  # one strip
+        ((48, 16), 16, None),  # three strips, short byte counts
+        ((300, 500), 7, "zlib"),  # the last strip short
+        ((600, 300), 100, None),  # long byte counts
+        ((300, 500), 1, "jpeg"),  # tifffile rounds the strip up to JPEG's 16 rows
     ],
 )
 def test_segment_table_as_tifffile_reads_it(
     tmp_path: Path, bigtiff: bool, byteorder: str, size: tuple[int, int],
-    tile: tuple[int, int], compression: str | None,
+    segment: tuple[int, int] | int, compression: str | None,
 ) -> None:
     from pyramidd.sources.tiffpage import first_page
 
     img = np.random.default_rng(5).integers(0, 256, (*size, 3), np.uint8)
-    path = write(tmp_path / "t.tif", img, tile=tile, compression=compression,
-                 bigtiff=bigtiff, byteorder=byteorder)
+    layout = {"tile": segment} if isinstance(segment, tuple) else {"rowsperstrip": segment}
+    path = write(tmp_path / "t.tif", img, compression=compression, bigtiff=bigtiff,
+                 byteorder=byteorder, **layout)
+    tags = (324, 325) if "tile" in layout else (273, 279)
     with tifffile.TiffFile(path) as tif:
         page = tif.pages.first
         want = list(page.dataoffsets), list(page.databytecounts)
         in_entry = any(page.tags[c].valueoffset == page.tags[c].offset + (12 if bigtiff else 8)
-                       for c in (324, 325))
+                       for c in tags)
+        rows = page.rowsperstrip
+        whole = page.asarray()
     with first_page(path) as first:
         offsets, counts = first.segment_table()
         assert (offsets.dtype, counts.dtype) == (np.int64, np.int64)
         assert (offsets.tolist(), counts.tolist()) == want
         assert first.segment_count() == len(want[0])
         assert first.page.dataoffsets == () and first.page.databytecounts == ()
-        # tables outside their entries were read here: tifffile saw one tile
-        assert first.page.tags[324].count == (len(want[0]) if in_entry else 1)
+        # tables outside their entries were read here: tifffile saw one segment
+        assert first.page.tags[tags[0]].count == (len(want[0]) if in_entry else 1)
+        assert first.page.rowsperstrip == rows
     source = TIFF.probe(path, BuildOptions())
     reader = source.open()
     try:
-        assert np.array_equal(reader.read_region(0, 0, size[1], size[0]), img)
+        assert np.array_equal(reader.read_region(0, 0, size[1], size[0]), whole)
     finally:
         reader.close()
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(data=st.data(), bigtiff=st.booleans())
-def test_damaged_directories_fail_as_input_errors(tmp_path: Path, data, bigtiff: bool) -> None:
-    # Bytes of the header and the first directory (its entries, and the tile tables
+@given(data=st.data(), bigtiff=st.booleans(), striped=st.booleans())
+def test_damaged_directories_fail_as_input_errors(
+    tmp_path: Path, data, bigtiff: bool, striped: bool
+) -> None:
+    # Bytes of the header and the first directory (its entries, and the segment tables
     # they point at) overwritten at random: the file either reads, or every step fails
     # with an InputError naming it; nothing else escapes, nothing reads past the end.
     path = tmp_path / "d.tif"
-    write(path, samples_of(3, np.uint8, 48, 40), tile=(16, 16), compression="zlib",
-          bigtiff=bigtiff)
+    layout = {"rowsperstrip": 5} if striped else {"tile": (16, 16)}
+    write(path, samples_of(3, np.uint8, 48, 40), compression="zlib", bigtiff=bigtiff, **layout)
     raw = bytearray(path.read_bytes())
     with tifffile.TiffFile(path) as tif:
         page = tif.pages.first
-        end = max(page.offset + 8 + 20 * len(page.tags), page.tags[325].valueoffset + 8 * 9)
+        counts = page.tags[279 if striped else 325]
+        end = max(page.offset + 8 + 20 * len(page.tags), counts.valueoffset + 8 * counts.count)
     for _ in range(data.draw(st.integers(1, 6))):
         at = data.draw(st.integers(0, min(end, len(raw)) - 1))
         raw[at] = data.draw(st.integers(0, 255))

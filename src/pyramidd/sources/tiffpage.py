@@ -4,21 +4,24 @@ tifffile reads a page's segment offsets and byte counts into tuples of Python in
 it builds the page, and decoding a segment (``page.decode``) needs the page. At
 65536² in 256² tiles that is 131,072 ints in every process that opens the file; freed,
 they leave Python's memory arenas pinned by the few objects made between them, so a
-worker grew by 3 MiB and the build's coordinator by 3-4 MiB from 16k² to 64k².
+worker grew by 3 MiB and the build's coordinator by 3-4 MiB from 16k² to 64k². A
+striped file is the same: GDAL writes a wide uncompressed image one row per strip.
 
-So a tiled page's two tables are read here, straight from the file as arrays, and
+So the page's two tables are read here, straight from the file as arrays, and
 tifffile is shown the file with the two entries of the directory rewritten as
-one-tile tables (the first tile's offset and byte count), which it reads as it would
-any other small tag. tifffile decodes a tile from its bytes and index alone, and
-what it reads from the first tile itself (whether the JPEG data is JFIF) it finds
-through the one-tile tables. Anything else (strips, tables small enough to lie in
-their entries, NDPI's 64-bit extension of classic TIFF, directories this reader does
-not follow) is opened by tifffile as it is, and its tables converted.
+one-segment tables (the first segment's offset and byte count), which it reads as it
+would any other small tag. tifffile decodes a segment from its bytes and index alone
+(a strip's rows from RowsPerStrip, which is left as it is), and what it reads from the
+first segment itself (whether the JPEG data is JFIF) it finds through the one-segment
+tables. Anything else (tables small enough to lie in their entries, NDPI's 64-bit
+extension of classic TIFF, directories this reader does not follow) is opened by
+tifffile as it is, and its tables converted.
 """
 
 from __future__ import annotations
 
 import io
+import logging
 import os
 import struct
 from collections.abc import Iterator
@@ -30,13 +33,14 @@ from typing import Any
 import numpy as np
 import tifffile
 
-#: Tags of the tile table (TileOffsets, TileByteCounts), read here as arrays.
-TILE_OFFSETS, TILE_BYTE_COUNTS = 324, 325
+#: Tags of the segment tables (offsets, byte counts) read here as arrays: of tiles, and
+#: of strips when the page has no tile table.
+TILE_TABLE, STRIP_TABLE = (324, 325), (273, 279)
 
-#: Tags holding a segment table (strip and tile offsets and byte counts).
-_TABLE_TAGS = (273, 279, TILE_OFFSETS, TILE_BYTE_COUNTS)
+#: Tags holding a segment table.
+_TABLE_TAGS = STRIP_TABLE + TILE_TABLE
 
-#: Field types a tile table may have: SHORT, LONG, LONG8, with their struct codes.
+#: Field types a segment table may have: SHORT, LONG, LONG8, with their struct codes.
 _TABLE_TYPES = {3: "H", 4: "I", 16: "Q"}
 
 #: NDPI's private tag: classic TIFF with 64-bit offsets, which tifffile patches itself.
@@ -51,12 +55,12 @@ class _Layout:
     count: str  # struct code of a directory's entry count
     entry: str  # struct codes of an entry: tag, type, count, value or offset
     inline: int  # bytes of value that fit in an entry
-    table_type: int  # field type of a one-tile table written into an entry
+    table_type: int  # field type of a one-segment table written into an entry
 
 
 @dataclass(frozen=True)
 class _Table:
-    """A tile table as it lies in the file."""
+    """A segment table as it lies in the file."""
 
     entry: int  # file offset of its directory entry
     code: int
@@ -78,9 +82,10 @@ def _layout(head: bytes) -> tuple[_Layout, int] | None:
     return None
 
 
-def _tile_tables(fd: int, size: int) -> tuple[_Layout, _Table, _Table] | None:
-    """Where the first directory's tile offsets and byte counts lie, when both lie
-    outside their entries and in the file; ``None`` for anything else."""
+def _segment_tables(fd: int, size: int) -> tuple[_Layout, _Table, _Table] | None:
+    """Where the first directory's segment offsets and byte counts lie (the tile
+    table's, else the strip table's), when both lie outside their entries and in the
+    file; ``None`` for anything else."""
     found = _layout(os.pread(fd, 16, 0))
     if found is None:
         return None
@@ -96,24 +101,28 @@ def _tile_tables(fd: int, size: int) -> tuple[_Layout, _Table, _Table] | None:
     data = os.pread(fd, entries * entry_size, ifd + count_size)
     if len(data) < entries * entry_size:
         return None
-    tables: dict[int, _Table] = {}
+    tables: dict[int, _Table | None] = {}
     for i in range(entries):
         code, kind, count, value = struct.unpack_from(layout.order + layout.entry, data, i * entry_size)
         if code == _NDPI_MARK:
             return None
-        if code not in (TILE_OFFSETS, TILE_BYTE_COUNTS):
+        if code not in _TABLE_TAGS:
             continue
+        if code in tables:  # a tag twice: tifffile decides which one counts
+            return None
         fmt = _TABLE_TYPES.get(kind)
-        if fmt is None or code in tables or count < 1:
-            return None
-        nbytes = count * struct.calcsize(fmt)
-        if nbytes <= layout.inline or value + nbytes > size:
-            return None
+        nbytes = count * struct.calcsize(fmt or "B")
+        if fmt is None or count < 1 or nbytes <= layout.inline or value + nbytes > size:
+            tables[code] = None  # left to tifffile, and with it the other of its pair
+            continue
         entry = ifd + count_size + i * entry_size
         tables[code] = _Table(entry, code, np.dtype(layout.order + fmt), count, value)
-    if len(tables) != 2:
+    # tifffile takes the tile table when there is one, whatever strip tags there are
+    pair = TILE_TABLE if any(code in tables for code in TILE_TABLE) else STRIP_TABLE
+    offsets, counts = (tables.get(code) for code in pair)
+    if offsets is None or counts is None:
         return None
-    return layout, tables[TILE_OFFSETS], tables[TILE_BYTE_COUNTS]
+    return layout, offsets, counts
 
 
 class _PatchedFile(io.RawIOBase):
@@ -190,14 +199,14 @@ def _read_table(fd: int, table: _Table) -> np.ndarray:
     nbytes = table.count * table.dtype.itemsize
     data = os.pread(fd, nbytes, table.offset)
     if len(data) < nbytes:  # the file shrank since its directory was read
-        raise OSError(f"the tile table at byte {table.offset:,} ends past the end of the file")
+        raise OSError(f"the segment table at byte {table.offset:,} ends past the end of the file")
     values = np.frombuffer(data, table.dtype)
     if table.dtype.itemsize == 8 and values.size and values.max() >= 1 << 63:
-        raise ValueError(f"a tile table at byte {table.offset:,} holds offsets past 2**63")
+        raise ValueError(f"a segment table at byte {table.offset:,} holds offsets past 2**63")
     return values.astype(np.int64)
 
 
-def _one_tile_entry(layout: _Layout, table: _Table, first: int) -> bytes:
+def _one_segment_entry(layout: _Layout, table: _Table, first: int) -> bytes:
     return struct.pack(layout.order + layout.entry, table.code, layout.table_type, 1, first)
 
 
@@ -219,6 +228,29 @@ def _take_table(page: tifffile.TiffPage) -> tuple[np.ndarray, np.ndarray]:
     return offsets, counts
 
 
+class _OneStripTable(logging.Filter):
+    """Drops tifffile's complaint that a striped page lists one strip of many: the
+    one-segment table it was shown here, not the file's."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not ("incorrect Strip" in message and " count (1 != " in message)
+
+
+@contextmanager
+def _quiet_about_one_strip(offsets: _Table) -> Iterator[None]:
+    """While tifffile reads a page shown one strip of ``offsets``' table, if a strip's."""
+    if offsets.code not in STRIP_TABLE:
+        yield
+        return
+    log, quiet = logging.getLogger("tifffile"), _OneStripTable()
+    log.addFilter(quiet)
+    try:
+        yield
+    finally:
+        log.removeFilter(quiet)
+
+
 @contextmanager
 def first_page(path: Path) -> Iterator[FirstPage]:
     """Page 0 of the TIFF at ``path``, open until the block ends.
@@ -228,7 +260,7 @@ def first_page(path: Path) -> Iterator[FirstPage]:
     fd = os.open(path, os.O_RDONLY)
     try:
         size = os.fstat(fd).st_size
-        found = _tile_tables(fd, size)
+        found = _segment_tables(fd, size)
         if found is None:
             with tifffile.TiffFile(path) as tif:
                 page = tif.pages.first
@@ -236,12 +268,15 @@ def first_page(path: Path) -> Iterator[FirstPage]:
             return
         layout, offsets, counts = found
         patches = {
-            table.entry: _one_tile_entry(layout, table, _first_value(fd, table))
+            table.entry: _one_segment_entry(layout, table, _first_value(fd, table))
             for table in (offsets, counts)
         }
-        with _PatchedFile(path, fd, size, patches) as view, tifffile.TiffFile(view) as tif:
-            page = tif.pages.first
-            _take_table(page)  # the one-tile tables
-            yield FirstPage(page, fd, size, (offsets, counts))
+        with _PatchedFile(path, fd, size, patches) as view:
+            with _quiet_about_one_strip(offsets):
+                tif = tifffile.TiffFile(view)  # reads page 0
+            with tif:
+                page = tif.pages.first
+                _take_table(page)  # the one-segment tables
+                yield FirstPage(page, fd, size, (offsets, counts))
     finally:
         os.close(fd)
