@@ -60,8 +60,13 @@ def test_forwarded_worker_events_keep_their_fields():
 
 
 def log_in_worker() -> None:
-    """A task: log an event the way plugin code in a worker would."""
+    """A task: log an event the way plugin code in a worker would, and the way a
+    library does (tifffile on a damaged file)."""
+    import logging
+
     structlog.get_logger("plugin").warning("slow codec", seconds=2.5, path=object())
+    logging.getLogger("tifffile").error("<TiffPage 0> missing %s tag", "ByteCounts")
+    logging.getLogger("tifffile").info("below the level: not sent")
 
 
 def test_events_logged_in_a_real_render_worker_reach_the_service_log(monkeypatch):
@@ -79,13 +84,19 @@ def test_events_logged_in_a_real_render_worker_reach_the_service_log(monkeypatch
             await pool.run(logs.configure_worker)
             await pool.run(log_in_worker)
             with anyio.fail_after(10):
-                while "slow codec" not in out.getvalue():
+                while "ByteCounts" not in out.getvalue():
                     await anyio.sleep(0.02)
 
     anyio.run(main)
-    event = json.loads([line for line in out.getvalue().splitlines() if "slow codec" in line][0])
+    events = [json.loads(line) for line in out.getvalue().splitlines()]
+    event = next(e for e in events if e["event"] == "slow codec")
     assert event["level"] == "warning" and event["seconds"] == 2.5 and event["worker"] == 0
     assert event["source"] == "worker" and event["path"].startswith("<object")
+    library = next(e for e in events if "ByteCounts" in e["event"])
+    assert library["event"] == "<TiffPage 0> missing ByteCounts tag"
+    assert library["level"] == "error" and library["logger"] == "tifffile"
+    assert library["worker"] == 0 and library["source"] == "worker"
+    assert not any("below the level" in e["event"] for e in events)
 
 
 def test_the_service_sets_up_its_workers_to_forward_their_logs(tmp_path, monkeypatch):

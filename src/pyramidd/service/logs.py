@@ -57,7 +57,8 @@ def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = No
 
 
 def configure_worker(level: str = "info") -> None:
-    """Send this render worker's structlog events to the service instead of stderr.
+    """Send this render worker's log events, structlog's and the standard library's,
+    to the service instead of stderr.
 
     Call once in each worker at start. Events travel as plain dicts over the worker's
     pipe (``pyramidd.worker.send_log``) and come out of :func:`forward` in the service.
@@ -77,6 +78,28 @@ def configure_worker(level: str = "info") -> None:
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS.get(level, logging.INFO)),
         cache_logger_on_first_use=False,
     )
+    # Libraries a worker runs (tifffile on a damaged file, a plugin's codec) log through
+    # the standard module, whose last-resort handler would write bare lines to the
+    # worker's stderr, between the service's JSON lines: send them the same way.
+    root = logging.getLogger()
+    root.handlers[:] = [_SendToService()]
+    root.setLevel(max(_LEVELS.get(level, logging.INFO), logging.WARNING))
+
+
+class _SendToService(logging.Handler):
+    """A render worker's standard-library log records, sent on as events."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from .. import worker
+
+        try:
+            event: dict[str, Any] = {"event": record.getMessage(),
+                                     "level": record.levelname.lower(), "logger": record.name}
+            if record.exc_info:
+                event["exception"] = logging.Formatter().formatException(record.exc_info)
+            worker.send_log(event)
+        except Exception:
+            self.handleError(record)
 
 
 def forward(event: dict[str, Any]) -> None:
