@@ -126,6 +126,18 @@ def make(tmp_path: Path, case: str) -> tuple[Path, np.ndarray]:
         path = tmp_path / "a.webp"
         rgba.save(path, lossless=True, exact=True)
         return path, PIXELS
+    if case in ("ppm-RGB", "tga-RGB", "tga-RGBA"):
+        path = tmp_path / f"a.{case[:3]}"
+        (rgba if case.endswith("A") else rgb).save(path)
+        return path, PIXELS if case.endswith("A") else PIXELS[:, :, :3]
+    if case in ("ico-RGBA", "icns-RGBA", "jp2-RGB", "jp2-RGBA", "jp2-L"):
+        # Loaders that do not decode into memory they are handed (see _DIRECT_FORMATS)
+        kind, mode = case.split("-")
+        size = 256 if kind in ("ico", "icns") else W
+        image = Image.fromarray(RNG.integers(0, 256, (size, size, 4), np.uint8)).convert(mode)
+        path = tmp_path / f"a.{kind}"
+        image.save(path, **({"sizes": [(size, size)]} if kind == "ico" else {}))
+        return path, pillow_truth(path, mode)
     raise AssertionError(case)
 
 
@@ -133,6 +145,7 @@ CASES = [
     "png-L", "png-LA", "png-RGB", "png-RGBA", "png-1", "png-P", "png-P-transparent",
     "png-I16", "png-RGB48", "png-RGBA64", "png-LA32",
     "jpeg-RGB", "jpeg-L", "jpeg-CMYK", "gif-P", "bmp-RGB", "bmp-1", "webp-RGB", "webp-RGBA",
+    "ppm-RGB", "tga-RGB", "tga-RGBA", "ico-RGBA", "icns-RGBA", "jp2-RGB", "jp2-RGBA", "jp2-L",
 ]
 
 
@@ -317,7 +330,8 @@ def test_source_is_plain_picklable_data(tmp_path):
     assert again == source
 
 
-@pytest.mark.parametrize("case", ["png-L", "png-RGB", "png-RGBA", "jpeg-RGB", "jpeg-L", "bmp-RGB", "webp-RGB", "webp-RGBA"])
+@pytest.mark.parametrize("case", ["png-L", "png-RGB", "png-RGBA", "jpeg-RGB", "jpeg-L", "bmp-RGB",
+                                  "webp-RGB", "webp-RGBA", "ppm-RGB", "tga-RGB", "tga-RGBA"])
 def test_l_rgb_rgba_decode_straight_into_the_segment(tmp_path, case, monkeypatch):
     """No second full copy: Pillow's decoder writes into the shared buffer itself."""
 

@@ -10,10 +10,11 @@ build into a shared-memory segment that every render worker then reads:
 3. Every worker opens the raster source: it attaches the segment and slices it.
 4. ``release`` (coordinator, when the build ends however it ends) unlinks the name.
 
-L, RGB and RGBA images are decoded by Pillow straight into the segment (RGB is
-decoded four bytes a pixel, as Pillow stores it, then packed to three in place and
-the segment shrunk), so a huge image is never held twice. Other modes are decoded by
-Pillow and converted into the segment strip by strip. Modes convert by the rule in
+L, RGB and RGBA images of PNG, JPEG, BMP, WebP, PPM and TGA files are decoded by
+Pillow straight into the segment (RGB is decoded four bytes a pixel, as Pillow stores
+it, then packed to three in place and the segment shrunk), so a huge image is never
+held twice. Other modes and formats are decoded by Pillow and converted into the
+segment strip by strip. Modes convert by the rule in
 :mod:`pyramidd.sources.convert`: 1-bit → L; palette → RGB, or RGBA with
 transparency; CMYK, YCbCr, LAB → RGB; 16-bit grey and 16-bit RGB(A) PNG → 8 bits by
 ``(v + 128) // 257``; 32-bit and float images are refused. Only the first frame of an
@@ -42,6 +43,11 @@ from .rows import RowStream, open_stream, stream_kind
 
 #: Modes Pillow decodes straight into our buffer, and the raw layout it stores them in.
 _DIRECT = {"L": "L", "RGB": "RGBX", "RGBA": "RGBA"}
+#: Formats whose Pillow loader decodes into the image memory it finds already set.
+#: Not every loader does: ICO's and ICNS's take memory of the right size for an image
+#: already loaded and decode nothing (all black), and the JPEG 2000 decoder cannot
+#: write RGB into four-byte pixels. The others are decoded by Pillow and copied.
+_DIRECT_FORMATS = {"PNG", "JPEG", "BMP", "WEBP", "PPM", "TGA"}
 
 #: Rows converted at a time on the strip-by-strip path (bounded extra memory).
 _STRIP_BYTES = 8 << 20
@@ -274,7 +280,8 @@ class PillowSource:
                         f"{name}: the file changed while it was being converted; run it again"
                     )
                 try:
-                    if self.mode in _DIRECT and not _sixteen_bit_png(im):
+                    if (self.mode in _DIRECT and im.format in _DIRECT_FORMATS
+                            and not _sixteen_bit_png(im)):
                         self._decode_direct(im, buffer)
                     else:
                         self._decode_converted(im, buffer)
