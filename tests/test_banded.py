@@ -137,7 +137,7 @@ def test_truncated_input_fails_a_banded_build_cleanly(tmp_path, rawplugin, suffi
     assert _leftover_segments() == before
 
 
-def test_interlaced_and_low_bit_png_are_decoded_whole(tmp_path, rawplugin):
+def test_interlaced_and_low_bit_png_are_decoded_whole(tmp_path, rawplugin, monkeypatch):
     rng = np.random.default_rng(5)
     img = Image.fromarray(rng.integers(0, 256, (200, 300, 3), dtype=np.uint8))
     img.save(tmp_path / "plain.png")
@@ -146,8 +146,10 @@ def test_interlaced_and_low_bit_png_are_decoded_whole(tmp_path, rawplugin):
                     f"{tmp_path / 'interlaced.png'}[interlace]"], check=True)
     assert Image.open(tmp_path / "interlaced.png").info.get("interlace")
     img.convert("1").save(tmp_path / "bits.png")
+    # Over the size at which an image is built in bands, well within the budget
+    monkeypatch.setattr(bands, "WHOLE_CAP", 1 << 10)
     for name in ("interlaced.png", "bits.png"):
-        opts = BuildOptions(layout="raw", tile_size=64, extra={"memory_budget": 1 << 10})
+        opts = BuildOptions(layout="raw", tile_size=64, extra={"memory_budget": 1 << 30})
         (summary,) = run([(tmp_path / name, tmp_path / name.replace(".", "_"), opts)], 1)
         assert "bands" not in summary.details, name
 

@@ -73,3 +73,49 @@ def test_a_30000_square_png_builds_within_a_1_gib_budget(tmp_path):
         h, w = tile.shape[:2]
         want = expected_rows(30000, y0, y0 + h, 3, 256)[:, x0 : x0 + w]
         assert np.abs(tile.astype(int) - want).mean() < 3, (col, row)
+
+
+def _header_bomb(path: Path, mode: str, side: int) -> Path:
+    """A tiny JPEG or GIF whose header claims ``side`` x ``side`` pixels."""
+    import io
+    import struct
+
+    b = io.BytesIO()
+    Image.new(mode, (16, 16)).save(b, "GIF" if path.suffix == ".gif" else "JPEG")
+    data = bytearray(b.getvalue())
+    if path.suffix == ".gif":
+        struct.pack_into("<HH", data, 6, side, side)  # logical screen
+        at = data.index(b",")  # image descriptor
+        struct.pack_into("<HH", data, at + 5, side, side)
+    else:
+        at = data.index(b"\xff\xc0")  # baseline frame header: height, width
+        struct.pack_into(">HH", data, at + 5, side, side)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_a_whole_decode_over_the_budget_is_refused_before_decoding(tmp_path):
+    # CMYK JPEG and GIF cannot be decoded in bands: a few hundred bytes of header
+    # claiming 20000² would take 2.8 GiB (CMYK) or 1.9 GiB (GIF) of decoding.
+    for name, mode in [("c.jpg", "CMYK"), ("g.gif", "P")]:
+        src = _header_bomb(tmp_path / name, mode, 20000)
+        proc = subprocess.Popen(
+            [*PYRAMIDD, "build", str(src), str(tmp_path / "out"), "--memory-budget", "256M"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        peak = 0
+        while proc.poll() is None:
+            peak = max(peak, tree_bytes(proc.pid))
+            time.sleep(0.02)
+        err = proc.stderr.read()
+        assert proc.returncode == 2, err
+        assert f"{name}: decoding it whole takes" in err and "over the memory budget of 256 MiB" in err
+        assert len(err.strip().splitlines()) == 1
+        assert peak < 256 << 20, peak
+        assert not list(tmp_path.glob("out*"))  # nothing of the output was made
+    # Within its budget the same kind of file builds.
+    small = tmp_path / "small.jpg"
+    Image.new("CMYK", (600, 400), (0, 255, 255, 0)).save(small)
+    proc = subprocess.run([*PYRAMIDD, "build", str(small), str(tmp_path / "small"),
+                           "--memory-budget", "256M"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "small.dzi").exists()

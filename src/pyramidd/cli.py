@@ -58,8 +58,8 @@ def add_build_command(sub: Any) -> None:
     p.add_argument("--workers", type=int, default=0, help="render worker processes (default: one per CPU)")
     p.add_argument("--max-pixels", type=int, default=BuildOptions.max_pixels, help="refuse larger images")
     p.add_argument("--memory-budget", type=_bytes, default=None, help="memory budget, e.g. 1G (default: half the available memory);"
-                   " PNG and JPEG images over half of it are built in bands, graphs shed"
-                   " bags to disk")
+                   " PNG and JPEG images over half of it are built in bands, other images"
+                   " decoded whole over it are refused, graphs shed bags to disk")
     p.add_argument("--replace", action="store_true", help="replace OUTPUT if it exists")
     p.add_argument("--disable-plugin", action="append", default=[], metavar="NAME",
                    help="do not load this plugin (repeatable)")

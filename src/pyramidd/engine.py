@@ -150,12 +150,15 @@ async def build(
             f" pixels, over the limit of {options.max_pixels:,}; raise --max-pixels to allow it"
         )
     grid = Grid(source.width, source.height, rules.tile_size, rules.overlap, rules.depth)
+    budget = bands.memory_budget(options)
+    banded = _band_plan(source, grid, budget, pool.size, resampler.support, rules.flip_y)
+    if banded is None and _is_prepared(source):
+        _check_decode_budget(input.name, source, budget)
     sink = await anyio.to_thread.run_sync(sink_format.create, output, grid, source, options)
     hook = loaded.pm.hook
     hook.pyramidd_build_started(input=input, output=output, layout=options.layout)
     build_id = secrets.token_hex(8)
     prepared: Source = source
-    banded = _band_plan(source, grid, options, pool.size, resampler.support, rules.flip_y)
     band_segments: list[str] = []
     try:
         await anyio.to_thread.run_sync(sink.start)
@@ -391,16 +394,30 @@ class _Bands:
 
 
 def _band_plan(
-    source: Source, grid: Grid, options: BuildOptions, workers: int, support: int, flip_y: bool
+    source: Source, grid: Grid, budget: int, workers: int, support: int, flip_y: bool
 ) -> bands.BandPlan | None:
-    """The bands to build ``source`` in, if it decodes front to back and is large
-    enough to build in bands (:func:`bands.should_band`); else ``None``."""
+    """The bands to build ``source`` in within ``budget`` bytes, if it decodes front to
+    back and is large enough to build in bands (:func:`bands.should_band`); else
+    ``None``."""
     if getattr(source, "stream_kind", None) is None:
         return None
-    budget = bands.memory_budget(options)
     if not bands.should_band(grid.width * grid.height * source.bands, budget):
         return None
     return bands.plan(grid, workers, budget, source.bands, support, flip_y)
+
+
+def _check_decode_budget(name: str, source: Any, budget: int) -> None:
+    """Refuse a source decoded whole whose decode would take more than ``budget``: a
+    few hundred bytes of CMYK JPEG or GIF header can ask for tens of GiB, which the
+    kernel's OOM killer, not the build, would then deal with."""
+    need = getattr(source, "decode_bytes", None)
+    if need is None or need <= budget:
+        return
+    raise ImageTooLarge(
+        f"{name}: decoding it whole takes {need / 2**20:,.0f} MiB, over the memory budget of"
+        f" {budget / 2**20:,.0f} MiB; raise --memory-budget (memory_budget in the service's"
+        " configuration), or convert it to a tiled TIFF, which is read region by region"
+    )
 
 
 def _band_slots(

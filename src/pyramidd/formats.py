@@ -62,6 +62,9 @@ class PreparedSource(Protocol):
     ``prepare`` runs in one render worker (e.g. decodes a PNG into shared memory)
     and returns the source every worker then opens. ``release`` runs in the
     coordinator when the build ends, successful or not.
+
+    A source may also say, as ``decode_bytes``, the most memory ``prepare`` takes;
+    the build is then refused up front when that is over its memory budget.
     """
 
     def prepare(self) -> Source: ...

@@ -49,6 +49,9 @@ _DIRECT = {"L": "L", "RGB": "RGBX", "RGBA": "RGBA"}
 #: write RGB into four-byte pixels. The others are decoded by Pillow and copied.
 _DIRECT_FORMATS = {"PNG", "JPEG", "BMP", "WEBP", "PPM", "TGA"}
 
+#: Bytes a pixel takes in Pillow's own image memory, by mode (4 for the rest).
+_PILLOW_PIXEL_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16L": 2, "I;16B": 2, "I;16N": 2}
+
 #: Rows converted at a time on the strip-by-strip path (bounded extra memory).
 _STRIP_BYTES = 8 << 20
 
@@ -175,11 +178,24 @@ class PillowSource:
     owner_pid: int
     #: How it can be decoded by rows instead of whole (``"png"``, ``"jpeg"``), if it can.
     stream_kind: str | None = None
+    #: A 16-bit PNG, which Pillow cannot decode whole (see :func:`_decode_png16`).
+    png16: bool = False
 
     @property
     def nbytes(self) -> int:
         """Bytes of the decoded 8-bit image."""
         return self.width * self.height * self.bands
+
+    @property
+    def decode_bytes(self) -> int:
+        """Most memory decoding it whole takes: the segment, and the image Pillow (or
+        the 16-bit PNG decoder) decodes into first when it cannot decode into the
+        segment."""
+        if self.mode in _DIRECT and self.format in _DIRECT_FORMATS and not self.png16:
+            return self._capacity()
+        pixels = self.width * self.height
+        own = pixels * (2 * self.bands if self.png16 else _PILLOW_PIXEL_BYTES.get(self.mode, 4))
+        return own + self.nbytes
 
     def stream(self) -> RowStream:
         """Its rows, top to bottom, decoded as they are read (see :mod:`.rows`).
@@ -438,6 +454,7 @@ class PillowFormat:
                     segment=shm.segment_name(os.getpid()),
                     owner_pid=os.getpid(),
                     stream_kind=stream_kind(path, im.format or "", im.mode, im.info),
+                    png16=_sixteen_bit_png(im) is not None,
                 )
 
 
