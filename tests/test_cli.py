@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import struct
 import subprocess
 import sys
 import time
@@ -79,6 +80,16 @@ def _bad_inputs(tmp: Path, image: Path) -> dict[str, tuple[list[str], str]]:
     text.write_text("not an image\n")
     bomb = tmp / "bomb.png"
     Image.new("L", (20000, 20000)).save(bomb, optimize=True)
+    # A TIFF cut before the directory a writer put at its end (libvips does), and one
+    # cut inside its tile table: tifffile would warn about both, three times each.
+    cut_tiff, cut_table = tmp / "cut.tif", tmp / "cut_table.tif"
+    tifffile.imwrite(cut_tiff, np.zeros((512, 512), np.uint8), tile=(16, 16))
+    data = bytearray(cut_tiff.read_bytes())
+    with tifffile.TiffFile(cut_tiff) as tif:
+        table = tif.pages.first.tags[324].valueoffset
+    cut_table.write_bytes(bytes(data[: table + 16]))
+    struct.pack_into("<I", data, 4, len(data) + 8)  # the first directory past the end
+    cut_tiff.write_bytes(bytes(data))
     out = str(tmp / "out")
     return {
         "missing": ([str(tmp / "nope.png"), out], "no such file"),
@@ -88,6 +99,8 @@ def _bad_inputs(tmp: Path, image: Path) -> dict[str, tuple[list[str], str]]:
         "corrupt": ([str(corrupt), out], "corrupt.png"),
         "unsupported": ([str(text), out], "not a format"),
         "too many pixels": ([str(bomb), out, "--max-pixels", "100000000"], "--max-pixels"),
+        "TIFF cut before its directory": ([str(cut_tiff), out], "before the end of its first directory"),
+        "TIFF cut in its tile table": ([str(cut_table), out], "before the end of its tile offsets"),
         "unwritable output": ([str(image), "/proc/pyramidd-out"], "/proc"),
         "tile size 0": ([str(image), out, "--tile-size", "0"], "--tile-size"),
         "overlap too big": ([str(image), out, "--overlap", "254"], "overlap"),

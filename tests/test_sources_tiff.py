@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import struct
 import pickle
 import zlib
 from pathlib import Path
@@ -226,6 +227,47 @@ def test_corrupt_header(tmp_path):
     with pytest.raises(InputError, match="a.tif: not a readable TIFF") as info:
         TIFF.probe(path, BuildOptions())
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("damage", "words"),
+    [
+        ("directory past the end", "the file ends at byte 4,464, before the end of its first directory"),
+        ("cut in the directory", "before the end of its first directory's 15 entries (at byte 8)"),
+        ("cut in the tile table", "before the end of its tile offsets (at byte 258)"),
+        ("cut in the strip table", "before the end of its strip offsets"),
+        ("directory at byte 0", "contains no pages"),
+    ],
+)
+def test_a_broken_header_is_one_clear_error_and_nothing_logged(tmp_path, damage, words):
+    # tifffile's own report of these is a warning per header read (a build reads the
+    # header three times) and then an empty table, or IndexError's bare "0".
+    import logging
+
+    path = tmp_path / "a.tif"
+    layout = {"rowsperstrip": 1} if "strip" in damage else {"tile": (16, 16)}
+    tifffile.imwrite(path, np.zeros((64, 64), np.uint8), **layout)
+    data = bytearray(path.read_bytes())
+    if damage == "directory past the end":
+        struct.pack_into("<I", data, 4, len(data) - 1)
+    elif damage == "cut in the directory":
+        data = data[:40]
+    elif damage.startswith("cut in the"):
+        data = data[:270]
+    else:
+        struct.pack_into("<I", data, 4, 0)
+    path.write_bytes(bytes(data))
+    logged: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = logged.append  # type: ignore[method-assign]
+    logging.getLogger("tifffile").addHandler(handler)
+    try:
+        with pytest.raises(InputError) as info:
+            TIFF.probe(path, BuildOptions())
+    finally:
+        logging.getLogger("tifffile").removeHandler(handler)
+    assert str(info.value).startswith("a.tif: not a readable TIFF: ") and words in str(info.value)
+    assert [r.getMessage() for r in logged] == []
 
 
 def test_truncated_data_fails_on_read_with_a_clear_error(tmp_path):

@@ -85,7 +85,12 @@ def _layout(head: bytes) -> tuple[_Layout, int] | None:
 def _segment_tables(fd: int, size: int) -> tuple[_Layout, _Table, _Table] | None:
     """Where the first directory's segment offsets and byte counts lie (the tile
     table's, else the strip table's), when both lie outside their entries and in the
-    file; ``None`` for anything else."""
+    file; ``None`` for anything else.
+
+    Raises :class:`ValueError` for a file cut short before the end of its first
+    directory or of the segment table it lists, which tifffile reports only as a
+    stream of warnings and an empty table or an ``IndexError``.
+    """
     found = _layout(os.pread(fd, 16, 0))
     if found is None:
         return None
@@ -94,14 +99,15 @@ def _segment_tables(fd: int, size: int) -> tuple[_Layout, _Table, _Table] | None
     entry_size = struct.calcsize(layout.order + layout.entry)
     head = os.pread(fd, count_size, ifd)
     if len(head) < count_size:
-        return None
+        raise ValueError(_past_the_end("its first directory", ifd, size))
     entries = struct.unpack(layout.order + layout.count, head)[0]
     if entries > 4096:  # tifffile's own limit: let it say what is wrong
         return None
     data = os.pread(fd, entries * entry_size, ifd + count_size)
     if len(data) < entries * entry_size:
-        return None
+        raise ValueError(_past_the_end(f"its first directory's {entries} entries", ifd, size))
     tables: dict[int, _Table | None] = {}
+    past: dict[int, int] = {}
     for i in range(entries):
         code, kind, count, value = struct.unpack_from(layout.order + layout.entry, data, i * entry_size)
         if code == _NDPI_MARK:
@@ -114,15 +120,27 @@ def _segment_tables(fd: int, size: int) -> tuple[_Layout, _Table, _Table] | None
         nbytes = count * struct.calcsize(fmt or "B")
         if fmt is None or count < 1 or nbytes <= layout.inline or value + nbytes > size:
             tables[code] = None  # left to tifffile, and with it the other of its pair
+            if fmt is not None and nbytes > layout.inline and value + nbytes > size:
+                past[code] = value
             continue
         entry = ifd + count_size + i * entry_size
         tables[code] = _Table(entry, code, np.dtype(layout.order + fmt), count, value)
     # tifffile takes the tile table when there is one, whatever strip tags there are
     pair = TILE_TABLE if any(code in tables for code in TILE_TABLE) else STRIP_TABLE
+    for code in pair:
+        if code in past:
+            what = ("tile" if pair == TILE_TABLE else "strip") + (
+                " offsets" if code == pair[0] else " byte counts")
+            raise ValueError(_past_the_end(f"its {what}", past[code], size))
     offsets, counts = (tables.get(code) for code in pair)
     if offsets is None or counts is None:
         return None
     return layout, offsets, counts
+
+
+def _past_the_end(what: str, at: int, size: int) -> str:
+    return (f"the file ends at byte {size:,}, before the end of {what} (at byte {at:,}):"
+            " truncated, or not a TIFF")
 
 
 class _PatchedFile(io.RawIOBase):
@@ -228,42 +246,60 @@ def _take_table(page: tifffile.TiffPage) -> tuple[np.ndarray, np.ndarray]:
     return offsets, counts
 
 
-class _OneStripTable(logging.Filter):
-    """Drops tifffile's complaint that a striped page lists one strip of many: the
-    one-segment table it was shown here, not the file's."""
+class _Captured(logging.Filter):
+    """Keeps what tifffile logs, instead of letting it reach the log."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: list[str] = []
 
     def filter(self, record: logging.LogRecord) -> bool:
+        # "<tifffile.TiffPages @18874376> invalid offset ...": the object is noise here
         message = record.getMessage()
-        return not ("incorrect Strip" in message and " count (1 != " in message)
+        self.messages.append(message.split("> ", 1)[1] if message.startswith("<") else message)
+        return False
 
 
-@contextmanager
-def _quiet_about_one_strip(offsets: _Table) -> Iterator[None]:
-    """While tifffile reads a page shown one strip of ``offsets``' table, if a strip's."""
-    if offsets.code not in STRIP_TABLE:
-        yield
-        return
-    log, quiet = logging.getLogger("tifffile"), _OneStripTable()
-    log.addFilter(quiet)
+def _open(file: Path | _PatchedFile) -> tuple[tifffile.TiffFile, tifffile.TiffPage]:
+    """tifffile's view of ``file`` and its first page.
+
+    What tifffile logs while it reads the page is not logged: these are warnings about
+    the file (and, for a strip table read here, that the page lists one strip of
+    many), which the page's own checks or the build's errors report in one line.
+    When it fails with a bare ``IndexError`` or ``KeyError``, the first of them says
+    why.
+    """
+    log, captured = logging.getLogger("tifffile"), _Captured()
+    log.addFilter(captured)
     try:
-        yield
+        tif = tifffile.TiffFile(file)
+        try:
+            return tif, tif.pages.first
+        except BaseException:
+            tif.close()
+            raise
+    except (IndexError, KeyError) as exc:
+        if captured.messages:
+            raise ValueError(captured.messages[0]) from exc
+        raise
     finally:
-        log.removeFilter(quiet)
+        log.removeFilter(captured)
 
 
 @contextmanager
 def first_page(path: Path) -> Iterator[FirstPage]:
     """Page 0 of the TIFF at ``path``, open until the block ends.
 
-    tifffile's errors for a file it cannot read pass through.
+    tifffile's errors for a file it cannot read pass through; a file cut short before
+    the end of its first directory or segment table raises :class:`ValueError`.
     """
     fd = os.open(path, os.O_RDONLY)
     try:
         size = os.fstat(fd).st_size
         found = _segment_tables(fd, size)
         if found is None:
-            with tifffile.TiffFile(path) as tif:
-                page = tif.pages.first
+            tif, page = _open(path)
+            with tif:
                 yield FirstPage(page, fd, size, _take_table(page))
             return
         layout, offsets, counts = found
@@ -272,10 +308,8 @@ def first_page(path: Path) -> Iterator[FirstPage]:
             for table in (offsets, counts)
         }
         with _PatchedFile(path, fd, size, patches) as view:
-            with _quiet_about_one_strip(offsets):
-                tif = tifffile.TiffFile(view)  # reads page 0
+            tif, page = _open(view)
             with tif:
-                page = tif.pages.first
                 _take_table(page)  # the one-segment tables
                 yield FirstPage(page, fd, size, (offsets, counts))
     finally:
