@@ -200,3 +200,54 @@ def test_disabling_the_viewer_plugin_builds_without_a_page(tmp_path):
                     str(tmp_path / "out" / "photo"), "--disable-plugin", "viewer", "--workers", "1"],
                    check=True, capture_output=True, timeout=120)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["photo.dzi", "photo_files"]
+
+
+def test_a_rebuild_replaces_the_orphaned_page_and_keeps_a_users_file(tmp_path):
+    # Deleting NAME.dzi and NAME_files to build again is ordinary; the page they left
+    # must not fail the rebuild after all its work ("x.html appeared while the build
+    # ran"). A NAME.html pyramidd did not write is the user's: kept, and no page.
+    import shutil
+    import subprocess
+    import sys
+
+    from pyramidd.testing import gradient, write_image
+
+    source = write_image(tmp_path / "in.png", gradient(300, 200))
+    out = tmp_path / "out"
+
+    def build(*extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "pyramidd.cli", "build", str(source),
+                               str(out / "photo"), "--workers", "1", *extra],
+                              capture_output=True, text=True, timeout=120)
+
+    assert build().returncode == 0
+    page = out / "photo.html"
+    page.write_text(page.read_text().replace("<title>", "<title>stale "))
+    (out / "photo.dzi").unlink()
+    shutil.rmtree(out / "photo_files")
+    r = build()
+    assert r.returncode == 0, r.stderr
+    assert "stale" not in page.read_text() and (out / "photo.dzi").is_file()
+    # Still refused with the pyramid itself there
+    r = build()
+    assert r.returncode == 2 and "photo_files already exists" in r.stderr
+    # The user's own page
+    (out / "photo.dzi").unlink()
+    shutil.rmtree(out / "photo_files")
+    page.write_text("<html>my notes</html>")
+    r = build()
+    assert r.returncode == 0, r.stderr
+    assert page.read_text() == "<html>my notes</html>" and (out / "photo.dzi").is_file()
+    assert "is not a page pyramidd wrote" in r.stderr
+    assert not [p for p in out.iterdir() if "staging" in p.name]
+
+
+def test_staged_hook_page_of_an_earlier_build_is_ours(tmp_path):
+    from pyramidd.viewer.pages import is_our_page
+
+    page = write_page(tmp_path, page_for("dzi", tmp_path / "a.dzi", Grid(300, 200, 254, 1), "jpg"))
+    assert is_our_page(page)
+    (tmp_path / "mine.html").write_text("<html></html>")
+    (tmp_path / "link.html").symlink_to(page)
+    assert not is_our_page(tmp_path / "mine.html") and not is_our_page(tmp_path / "link.html")
+    assert not is_our_page(tmp_path / "absent.html") and not is_our_page(tmp_path)

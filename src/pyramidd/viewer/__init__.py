@@ -15,6 +15,7 @@ and are embedded in each page, which therefore works offline. Set the build opti
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 from ..grid import Grid
@@ -62,8 +63,20 @@ def pyramidd_output_staged(
         return None
     if page is None:
         return None
+    if "/" in page.path:  # inside an entry (NAME/index.html): it moves with it
+        write_page(staging, page)
+        return []
+    # A new top-level file must be announced, so it is moved into place too.
+    target = Path(output).parent / page.path
+    if os.path.lexists(target) and not options.extra.get("replace"):
+        from .pages import is_our_page
+
+        if not is_our_page(target):
+            log.warning("no viewer page for %s: %s is there and is not a page pyramidd wrote;"
+                        " it is kept", Path(output).name, target)
+            return None
+        # The page of an earlier build of this name. The build checked that nothing
+        # else of that pyramid is left, so the page is an orphan, not a thing to keep.
+        target.unlink()
     write_page(staging, page)
-    top = page.path.split("/")[0]
-    # A page inside an entry (NAME/index.html) moves with it; a new top-level file
-    # must be announced so it is moved into place too.
-    return [top] if "/" not in page.path else []
+    return [page.path]

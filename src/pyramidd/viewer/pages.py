@@ -70,9 +70,23 @@ def _metas(layout: str, width: int, height: int, thumbnail: str | None) -> str:
     return "\n".join(tags)
 
 
+#: The mark every page written here carries in its head.
+GENERATOR = '<meta name="generator" content="pyramidd">'
+
+
 def _with_metas(page: str, metas: str) -> str:
-    return page.replace('<meta name="generator" content="pyramidd">',
-                        '<meta name="generator" content="pyramidd">\n' + metas, 1)
+    return page.replace(GENERATOR, GENERATOR + "\n" + metas, 1)
+
+
+def is_our_page(path: Path) -> bool:
+    """Whether ``path`` is a regular file with the mark of a page written here."""
+    try:
+        if not path.is_file() or path.is_symlink():
+            return False
+        with open(path, "rb") as f:
+            return GENERATOR.encode() in f.read(4096)
+    except OSError:
+        return False
 
 
 def thumbnail_level(grid: Grid) -> int:
