@@ -210,3 +210,29 @@ def test_npy_and_tiff_sources_apply_the_same_16_bit_rule(tmp_path):
     assert np.array_equal(a.read_region(0, 0, 30, 20), scale16(samples))
     a.close()
     b.close()
+
+
+def test_a_colour_key_adds_alpha_from_the_raw_samples():
+    grey16 = np.array([[7, 8], [7, 65535]], np.uint16)
+    out = Conversion("grey", bits=16, key=(7,)).apply(grey16)
+    assert out.shape == (2, 2, 2)
+    assert out[:, :, 0].tolist() == [[0, 0], [0, 255]]  # 7 and 8 both scale to 0 ...
+    assert out[:, :, 1].tolist() == [[0, 255], [0, 255]]  # ... but only 7 is the key
+    rgb = np.array([[[1, 2, 3], [1, 2, 4]]], np.uint8)
+    keyed = Conversion("rgb", key=(1, 2, 3))
+    assert keyed.bands == 4 and not keyed.identity
+    assert keyed.apply(rgb).tolist() == [[[1, 2, 3, 0], [1, 2, 4, 255]]]
+    # a decoder that already turned the key into an alpha sample: that sample is dropped
+    assert keyed.apply(np.concatenate([rgb, np.full((1, 2, 1), 9, np.uint8)], axis=2)).tolist() \
+        == [[[1, 2, 3, 0], [1, 2, 4, 255]]]
+    assert Conversion("grey", bits=1, key=(1,)).apply(np.array([[True, False]])).tolist() \
+        == [[[255, 0], [0, 255]]]
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"colour": "rgb", "key": (1,)}, {"colour": "grey", "alpha": True, "key": (1,)},
+    {"colour": "cmyk", "key": (1, 2, 3, 4)},
+])
+def test_a_colour_key_only_for_grey_or_rgb_without_alpha(kwargs):
+    with pytest.raises(ValueError, match="colour key"):
+        Conversion(**kwargs)

@@ -126,6 +126,13 @@ def make(tmp_path: Path, case: str) -> tuple[Path, np.ndarray]:
         path = tmp_path / "a.webp"
         rgba.save(path, lossless=True, exact=True)
         return path, PIXELS
+    if case in ("png-L-key", "png-RGB-key"):
+        # tRNS colour key: Pillow's own RGBA/LA conversion makes that colour transparent
+        mode = case.split("-")[1]
+        image = Image.fromarray(PIXELS[:, :, :3] // 64 * 64).convert(mode)
+        path = tmp_path / "a.png"
+        image.save(path, transparency=image.getpixel((0, 0)))
+        return path, pillow_truth(path, mode[0] + "A" if mode == "L" else "RGBA")
     if case in ("ppm-RGB", "tga-RGB", "tga-RGBA"):
         path = tmp_path / f"a.{case[:3]}"
         (rgba if case.endswith("A") else rgb).save(path)
@@ -145,7 +152,7 @@ CASES = [
     "png-L", "png-LA", "png-RGB", "png-RGBA", "png-1", "png-P", "png-P-transparent",
     "png-I16", "png-RGB48", "png-RGBA64", "png-LA32",
     "jpeg-RGB", "jpeg-L", "jpeg-CMYK", "gif-P", "bmp-RGB", "bmp-1", "webp-RGB", "webp-RGBA",
-    "ppm-RGB", "tga-RGB", "tga-RGBA", "ico-RGBA", "icns-RGBA", "jp2-RGB", "jp2-RGBA", "jp2-L",
+    "png-L-key", "png-RGB-key", "ppm-RGB", "tga-RGB", "tga-RGBA", "ico-RGBA", "icns-RGBA", "jp2-RGB", "jp2-RGBA", "jp2-L",
 ]
 
 

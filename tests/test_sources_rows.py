@@ -24,9 +24,17 @@ def _write(path, kind):
         Image.fromarray(SMOOTH).quantize(200).save(path)
     elif kind == "PA":
         Image.fromarray(SMOOTH).quantize(200).save(path, transparency=bytes(range(200)))
+    elif kind in ("16Lkey", "16RGBkey"):
+        samples = (RNG.integers(0, 4, (97, 131, 3 if kind == "16RGBkey" else 1)) * 20000
+                   ).astype(np.uint16)
+        path.write_bytes(with_colour_key(imagecodecs.png_encode(samples.squeeze()),
+                                         samples[0, 0].tolist()))
     elif kind.startswith("16"):
         shape = {"16L": (97, 131), "16LA": (97, 131, 2), "16RGB": (97, 131, 3)}[kind]
         path.write_bytes(imagecodecs.png_encode(RNG.integers(0, 65536, shape, dtype=np.uint16)))
+    elif kind in ("Lkey", "RGBkey"):
+        image = Image.fromarray((SMOOTH // 40 * 40).astype(np.uint8)).convert(kind[:-3])
+        image.save(path, transparency=image.getpixel((0, 0)))
     elif kind.startswith("jpeg"):
         img = Image.fromarray(SMOOTH)
         (img.convert("L") if kind == "jpeg-grey" else img).save(
@@ -34,6 +42,15 @@ def _write(path, kind):
     else:
         base = NOISE if kind == "RGB" else SMOOTH
         Image.fromarray(base).convert(kind).save(path)
+
+
+def with_colour_key(png: bytes, key: list[int]) -> bytes:
+    """``png`` with a tRNS chunk making the 16-bit grey or RGB colour ``key`` transparent."""
+    at = png.index(b"IDAT") - 4
+    data = struct.pack(f">{len(key)}H", *key)
+    trns = (struct.pack(">I", len(data)) + b"tRNS" + data
+            + struct.pack(">I", zlib.crc32(b"tRNS" + data) & 0xFFFFFFFF))
+    return png[:at] + trns + png[at:]
 
 
 def _streamed(source, steps):
@@ -49,6 +66,7 @@ def _streamed(source, steps):
 
 
 @pytest.mark.parametrize("kind", ["L", "LA", "RGB", "RGBA", "P", "PA", "16L", "16LA", "16RGB",
+                                  "Lkey", "RGBkey", "16Lkey", "16RGBkey",
                                   "jpeg", "jpeg-grey", "jpeg-progressive"])
 def test_rows_equal_the_whole_decode(tmp_path, kind):
     path = tmp_path / ("in.jpg" if kind.startswith("jpeg") else "in.png")
@@ -56,6 +74,9 @@ def test_rows_equal_the_whole_decode(tmp_path, kind):
     source = PILLOW.probe(path, BuildOptions())
     assert source.stream_kind == ("jpeg" if kind.startswith("jpeg") else "png")
     whole = source.open().read_region(0, 0, source.width, source.height)
+    if kind.endswith("key"):  # the colour key is an alpha band: 0 where it matches
+        assert whole.shape[2] in (2, 4) and whole[0, 0, -1] == 0
+        assert 0 < (whole[:, :, -1] == 0).mean() < 0.5 and set(np.unique(whole[:, :, -1])) == {0, 255}
     for steps in [(1,), (7, 1, 50), (97,)]:
         np.testing.assert_array_equal(_streamed(source, steps), whole, err_msg=str(steps))
 

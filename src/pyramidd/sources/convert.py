@@ -8,6 +8,8 @@ sources describe what they read with a :class:`Conversion` and apply the same ru
   same way (``v * 255 // (2**bits - 1)``, exact at both ends).
 - **White-is-zero grey** (TIFF ``MinIsWhite``) is inverted so that 0 is black.
 - **Palette** becomes RGB, or RGBA when the palette has transparency.
+- **Colour-key transparency** (a PNG's ``tRNS`` for grey or RGB) adds an alpha band:
+  0 where the raw samples equal the key, 255 elsewhere.
 - **CMYK, YCbCr and CIELab** become RGB (CMYK as Pillow converts it, YCbCr by the
   JFIF equations, CIELab through XYZ with a D65 white to sRGB; no colour management).
 - **16-bit** samples (Pillow's ``I;16`` modes, 48/64-bit RGB(A) TIFF and PNG, uint16
@@ -142,12 +144,21 @@ class Conversion:
     palette: np.ndarray | None = field(default=None, repr=False)
     #: CIELab a/b are two's-complement bytes (TIFF) rather than offset by 128.
     signed_ab: bool = False
+    #: Raw grey or RGB samples of transparent pixels (a PNG's colour key): an alpha
+    #: band is added, 0 for them and 255 for the rest.
+    key: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.colour not in COLOUR_SAMPLES:
             raise ValueError(f"unknown colour model {self.colour!r}")
         if self.colour == "palette" and self.palette is None:
             raise ValueError("a palette conversion needs the palette")
+        if self.key is not None and (
+            self.colour not in ("grey", "rgb") or self.alpha
+            or len(self.key) != COLOUR_SAMPLES[self.colour]
+        ):
+            raise ValueError(f"a colour key {self.key} for {self.colour} samples"
+                             f"{' with alpha' if self.alpha else ''}")
 
     @property
     def samples(self) -> int:
@@ -157,17 +168,19 @@ class Conversion:
     @property
     def bands(self) -> int:
         """Bands of the result: 1 (L), 2 (LA), 3 (RGB) or 4 (RGBA)."""
+        alpha = self.alpha or self.key is not None
         if self.colour == "grey":
-            return 1 + int(self.alpha)
+            return 1 + int(alpha)
         if self.colour == "palette":
             has_alpha = self.alpha or self.palette.shape[1] == 4  # type: ignore[union-attr]
             return 4 if has_alpha else 3
-        return 4 if self.alpha else 3
+        return 4 if alpha else 3
 
     @property
     def identity(self) -> bool:
         """True when ``apply`` returns its input unchanged (8-bit L/LA/RGB/RGBA)."""
-        return self.colour in ("grey", "rgb") and self.bits == 8 and not self.invert
+        return (self.colour in ("grey", "rgb") and self.bits == 8 and not self.invert
+                and self.key is None)
 
     def apply(self, raw: np.ndarray) -> np.ndarray:
         """Convert ``(h, w[, samples])`` raw samples to ``(h, w, bands)`` uint8."""
@@ -181,8 +194,10 @@ class Conversion:
             return raw
         if self.colour == "palette":
             return self._palette(raw)
-        samples = scale_bits(raw, self.bits)
         ncolour = COLOUR_SAMPLES[self.colour]
+        if self.key is not None:  # compared before scaling: the key is in raw samples
+            keyed = np.all(raw[:, :, :ncolour] == np.array(self.key), axis=2)
+        samples = scale_bits(raw, self.bits)
         colour = samples[:, :, :ncolour]
         if self.colour == "grey":
             colour = 255 - colour if self.invert else colour
@@ -192,6 +207,9 @@ class Conversion:
             colour = ycbcr_to_rgb(colour)
         elif self.colour == "lab":
             colour = lab_to_rgb(colour, self.signed_ab)
+        if self.key is not None:
+            alpha = np.where(keyed, np.uint8(0), np.uint8(255))[:, :, None]
+            return np.concatenate([colour, alpha], axis=2)
         if not self.alpha:
             return np.ascontiguousarray(colour)
         return np.concatenate([colour, samples[:, :, ncolour:]], axis=2)

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import os
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -111,12 +111,29 @@ def _sixteen_bit_png(im: Any) -> str | None:
     return rawmode.split(";")[0]
 
 
+def _colour_key(im: Any) -> tuple[int, ...] | None:
+    """A grey or RGB PNG's transparent colour (its tRNS chunk), in the samples Pillow
+    (or, at 16 bits a sample, the PNG decoder) gives, else None."""
+    key = im.info.get("transparency")
+    if im.format != "PNG" or key is None or im.mode in ("P", "PA", "LA", "RGBA"):
+        return None
+    if isinstance(key, tuple):
+        return tuple(int(v) for v in key) if len(key) == 3 else None
+    rawmode = im.tile[0].args if im.tile else None
+    rawmode = rawmode[0] if isinstance(rawmode, tuple) else rawmode
+    # Pillow stretches 2- and 4-bit grey to 8 bits; the key is stored unstretched
+    stretch = {"L;2": 255 // 3, "L;4": 255 // 15}.get(rawmode, 1)
+    return (int(key) * stretch,)
+
+
 def _conversion(im: Any, name: str, loaded: bool) -> Conversion:
     """How an opened Pillow image's pixels convert; the palette only once ``loaded``."""
     mode = im.mode
     png16 = _sixteen_bit_png(im)
+    key = _colour_key(im)
     if png16:
-        return Conversion("grey" if png16 == "LA" else "rgb", bits=16, alpha=png16 != "RGB")
+        return Conversion("grey" if png16 == "LA" else "rgb", bits=16, alpha=png16 != "RGB",
+                          key=key)
     if mode in ("P", "PA"):
         if loaded:
             colours = np.array(im.getpalette("RGBA") or [], np.uint8).reshape(-1, 4)
@@ -146,10 +163,10 @@ def _conversion(im: Any, name: str, loaded: bool) -> Conversion:
         "I;16B": Conversion("grey", bits=16),
         "I;16N": Conversion("grey", bits=16),
     }
-    if mode in simple:
-        return simple[mode]
     if mode == "I" and im.format == "PNG":  # 16-bit grey PNG in Pillow's 32-bit mode
-        return Conversion("grey", bits=16)
+        mode = "I;16"
+    if mode in simple:
+        return replace(simple[mode], key=key) if key else simple[mode]
     raise unsupported(name, f"Pillow mode {mode!r} ({im.format})")
 
 
@@ -187,11 +204,18 @@ class PillowSource:
         return self.width * self.height * self.bands
 
     @property
+    def direct(self) -> bool:
+        """Whether Pillow decodes it straight into the segment: L, RGB or RGBA kept as
+        they are (``len(mode)`` bands), of a format whose loader writes there."""
+        return (self.mode in _DIRECT and self.format in _DIRECT_FORMATS and not self.png16
+                and self.bands == len(self.mode))
+
+    @property
     def decode_bytes(self) -> int:
         """Most memory decoding it whole takes: the segment, and the image Pillow (or
         the 16-bit PNG decoder) decodes into first when it cannot decode into the
         segment."""
-        if self.mode in _DIRECT and self.format in _DIRECT_FORMATS and not self.png16:
+        if self.direct:
             return self._capacity()
         pixels = self.width * self.height
         own = pixels * (2 * self.bands if self.png16 else _PILLOW_PIXEL_BYTES.get(self.mode, 4))
@@ -269,7 +293,7 @@ class PillowSource:
     def _capacity(self) -> int:
         # Pillow keeps RGB at four bytes a pixel; decoding into our buffer needs room
         # for that layout before it is packed to three.
-        if self.mode == "RGB" and self.bands == 3:
+        if self.direct and self.mode == "RGB":
             return self.width * self.height * 4
         return self.nbytes
 
@@ -296,8 +320,7 @@ class PillowSource:
                         f"{name}: the file changed while it was being converted; run it again"
                     )
                 try:
-                    if (self.mode in _DIRECT and im.format in _DIRECT_FORMATS
-                            and not _sixteen_bit_png(im)):
+                    if self.direct:
                         self._decode_direct(im, buffer)
                     else:
                         self._decode_converted(im, buffer)

@@ -239,7 +239,10 @@ class PngRows:
                     samples = np.asarray(im)
         except Exception as exc:  # a bad filter type is the data's fault
             raise InputError(f"{self.name}: corrupt PNG data ({exc})") from None
-        return samples if samples.ndim == 3 else samples[:, :, None]
+        samples = samples if samples.ndim == 3 else samples[:, :, None]
+        # The 16-bit decoder adds an alpha sample for a tRNS colour key: the rows as
+        # stored have none (the conversion makes alpha from the key)
+        return samples[:, :, : _PNG_SAMPLES[self.colour]]
 
     def _raw_row(self, samples: np.ndarray) -> bytes:
         """One row of samples as PNG stores it unfiltered."""
