@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import pickle
 import struct
+import subprocess
 import warnings
 import zlib
 from concurrent.futures import ProcessPoolExecutor
@@ -279,6 +280,37 @@ def test_pillows_own_limit_does_not_interfere(tmp_path, monkeypatch):
     assert (source.width, source.height) == (14_000, 14_000)
     with pytest.raises(ImageTooLarge, match="--max-pixels"):
         PILLOW.probe(path, BuildOptions(max_pixels=14_000 * 14_000 - 1))
+
+
+def claim_more_rows(path: Path, rows: int) -> None:
+    """Make a PNG's header claim ``rows`` more rows than its complete data holds."""
+    data = bytearray(path.read_bytes())
+    height = struct.unpack_from(">I", data, 20)[0]
+    struct.pack_into(">I", data, 20, height + rows)
+    struct.pack_into(">I", data, 29, zlib.crc32(bytes(data[12:29])) & 0xFFFFFFFF)
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("case", ["png-RGB", "png-L", "png-RGBA", "png-P", "png-LA", "png-1",
+                                  "png-I16", "png-RGB48", "interlaced", "interlaced-odd"])
+@pytest.mark.parametrize("missing", [1, 30])
+def test_a_png_whose_data_ends_before_its_last_row_is_truncated(tmp_path, case, missing):
+    # The zlib stream is whole, but holds fewer rows than the header says: Pillow stops
+    # there without a word, and the rows it never reached came out black.
+    if case.startswith("interlaced"):
+        path = tmp_path / "a.png"
+        Image.fromarray(PIXELS[: H - (case == "interlaced-odd"), :, :3]).save(tmp_path / "p.png")
+        subprocess.run(["vips", "copy", tmp_path / "p.png", f"{path}[interlace]"], check=True)
+    else:
+        path, _ = make(tmp_path, case)
+    claim_more_rows(path, missing)
+    source = PILLOW.probe(path, BuildOptions())
+    for decode in (lambda: source.open(), lambda: source.prepare().open()):
+        with pytest.raises(InputError, match=r"a.png: truncated") as info:
+            decode()
+        assert "\n" not in str(info.value)
+    assert not (shm.SHM_DIR / source.segment).exists()
+    source.release()
 
 
 @pytest.mark.parametrize("case", ["png-RGB", "jpeg-RGB", "png-P", "gif-P", "png-RGB48"])

@@ -103,12 +103,36 @@ def test_bad_filter_type_and_corrupt_deflate_are_input_errors(tmp_path):
         _streamed(PILLOW.probe(path, BuildOptions()), (10,))
 
 
-def test_rows_missing_at_the_end_are_an_input_error(tmp_path):
-    rows = b"".join(b"\x00" + bytes(30) for _ in range(6))  # 6 of the 10 rows
+@pytest.mark.parametrize("steps", [(4,), (10,), (1,)])
+def test_rows_missing_at_the_end_are_an_input_error(tmp_path, steps):
+    # Streamed and decoded whole alike, and the same words: a whole zlib stream that
+    # holds 6 of the 10 rows its header promises.
+    rows = b"".join(b"\x00" + bytes(30) for _ in range(6))
     path = tmp_path / "short.png"
     path.write_bytes(_png(10, 10, zlib.compress(rows)))
-    with pytest.raises(InputError, match="truncated"):
-        _streamed(PILLOW.probe(path, BuildOptions()), (4,))
+    source = PILLOW.probe(path, BuildOptions())
+    words = "short.png: truncated PNG data: the image data ends after row 6 of 10"
+    with pytest.raises(InputError, match=words):
+        _streamed(source, steps)
+    with pytest.raises(InputError, match=words):
+        source.open()
+
+
+def test_a_damaged_image_data_chunk_fails_its_crc_streamed_and_whole(tmp_path):
+    # Pillow decodes the damaged bytes without a word; libpng (and the 16-bit decoder)
+    # refuse them. Both ways of decoding here refuse them now.
+    rows = b"".join(b"\x00" + bytes(range(y, y + 30)) for y in range(10))
+    data = bytearray(_png(10, 10, zlib.compress(rows, 0)))  # stored: any byte decodes
+    at = data.index(b"IDAT") + 4 + 20
+    data[at] ^= 0xFF
+    path = tmp_path / "crc.png"
+    path.write_bytes(bytes(data))
+    source = PILLOW.probe(path, BuildOptions())
+    words = "crc.png: corrupt PNG data .an image data chunk at byte 33 fails its CRC check"
+    with pytest.raises(InputError, match=words):
+        _streamed(source, (3,))
+    with pytest.raises(InputError, match=words):
+        source.open()
 
 
 def test_formats_without_a_row_stream(tmp_path):

@@ -39,7 +39,7 @@ from ..errors import ImageTooLarge, InputError
 from ..options import BuildOptions
 from .convert import Conversion, palette_table, unsupported
 from .raster import ArrayReader, RasterSource, check_size, open_input, pixels_view
-from .rows import RowStream, open_stream, stream_kind
+from .rows import RowStream, check_png_data, open_stream, stream_kind
 
 #: Modes Pillow decodes straight into our buffer, and the raw layout it stores them in.
 _DIRECT = {"L": "L", "RGB": "RGBX", "RGBA": "RGBA"}
@@ -308,6 +308,9 @@ class PillowSource:
         # A file object (not a path) keeps Pillow from memory-mapping the file in place
         # of the buffer we hand it.
         with f:
+            if self.format == "PNG" and not self.png16:  # the 16-bit decoder checks itself
+                check_png_data(f, name)
+                f.seek(0)
             try:
                 im = Image.open(f)
             except Image.DecompressionBombError as exc:

@@ -28,6 +28,7 @@ import struct
 import subprocess
 import zlib
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any, BinaryIO, Protocol
 
 import numpy as np
@@ -109,19 +110,101 @@ def _chunks(f: BinaryIO) -> Any:
         position += 8 + length + 4  # the caller may have moved the file: go by offsets
 
 
+def _idat_data(f: BinaryIO, chunks: list[tuple[int, int]], name: str) -> Iterator[bytes]:
+    """The compressed image data of the IDAT ``chunks`` (offset, length), in pieces of
+    at most :data:`_CHUNK` bytes, each chunk's CRC checked once it has been read.
+
+    Pillow checks neither (a damaged chunk decodes to damaged pixels); libpng does.
+    """
+    for offset, length in chunks:
+        crc = zlib.crc32(b"IDAT")
+        done = 0
+        while True:
+            f.seek(offset + done)
+            data = f.read(min(_CHUNK, length - done))
+            if len(data) < min(_CHUNK, length - done):
+                raise InputError(f"{name}: truncated PNG data")
+            crc = zlib.crc32(data, crc)
+            done += len(data)
+            if done == length:  # checked before its last piece is inflated
+                stored = f.read(4)
+                if len(stored) < 4:
+                    raise InputError(f"{name}: truncated PNG data")
+                if struct.unpack(">I", stored)[0] != crc:
+                    raise InputError(f"{name}: corrupt PNG data (an image data chunk at"
+                                     f" byte {offset - 8:,} fails its CRC check)")
+            if data:
+                yield data
+            if done == length:
+                break
+
+
+def _data_bytes(width: int, height: int, depth: int, colour: int, interlace: int) -> list[int]:
+    """Bytes of filtered scanlines (a filter byte each) the PNG's image data inflates
+    to: one total per pass, seven for Adam7."""
+    passes = [(0, 0, 1, 1)] if not interlace else [
+        (0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2),
+        (0, 1, 1, 2)]
+    bits = _PNG_SAMPLES.get(colour, 1) * depth
+    out = []
+    for x0, y0, dx, dy in passes:
+        w, h = -(-(width - x0) // dx), -(-(height - y0) // dy)
+        out.append(h * (1 + (w * bits + 7) // 8) if w > 0 and h > 0 else 0)
+    return out
+
+
+def check_png_data(f: BinaryIO, name: str) -> None:
+    """Raise :class:`InputError` if the image data of the PNG open as ``f`` (named
+    ``name``) fails a CRC check or inflates to fewer rows than its header says.
+
+    For a PNG Pillow decodes whole: where a whole zlib stream holds fewer rows than the
+    header says, Pillow stops there without an error and leaves the rest black. This
+    inflates the data once more (output discarded, a piece at a time) to count them.
+    """
+    header = _read_png_header(f)
+    if header is None:
+        raise InputError(f"{name}: not a PNG file any more")
+    width, height, depth, colour, interlace = header
+    passes = _data_bytes(width, height, depth, colour, interlace)
+    want, have = sum(passes), 0
+    inflate = zlib.decompressobj()
+    chunks = []
+    for kind, offset, length in _chunks(f):
+        if kind == b"IEND":
+            break
+        if kind == b"IDAT":
+            chunks.append((offset, length))
+    try:
+        for data in _idat_data(f, chunks, name):
+            while data and have < want:
+                have += len(inflate.decompress(data, _CHUNK))
+                data = inflate.unconsumed_tail
+    except zlib.error as exc:
+        raise InputError(f"{name}: corrupt PNG data ({exc})") from None
+    if have < want:
+        where = (f"after row {have // (passes[0] // height)} of {height}" if not interlace
+                 else "before its last row")
+        raise InputError(f"{name}: truncated PNG data: the image data ends {where}")
+
+
 def _png_header(path: Path) -> tuple[int, int, int, int, int] | None:
     """Width, height, bit depth, colour type and interlace method from IHDR."""
     with open(path, "rb") as f:
-        if f.read(8) != _PNG_SIGNATURE:
-            return None
-        head = f.read(8)
-        if len(head) < 8 or head[4:] != b"IHDR":
-            return None
-        data = f.read(13)
-        if len(data) < 13:
-            return None
-        width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", data)
-        return width, height, depth, colour, interlace
+        return _read_png_header(f)
+
+
+def _read_png_header(f: BinaryIO) -> tuple[int, int, int, int, int] | None:
+    f.seek(0)
+    if f.read(8) != _PNG_SIGNATURE:
+        return None
+    head = f.read(8)
+    if len(head) < 8 or head[4:] != b"IHDR":
+        return None
+    data = f.read(13)
+    if len(data) < 13:
+        return None
+    width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", data)
+    return width, height, depth, colour, interlace
 
 
 def _palette_conversion(plte: bytes, trns: bytes | None) -> Conversion:
@@ -149,10 +232,10 @@ class PngRows:
         self._f = open(path, "rb")
         # Chunks a band's own PNG must repeat: the palette and its transparency.
         extra: dict[bytes, bytes] = {}
-        self._idat: list[tuple[int, int]] = []
+        idat: list[tuple[int, int]] = []
         for kind, offset, length in _chunks(self._f):
             if kind == b"IDAT":
-                self._idat.append((offset, length))
+                idat.append((offset, length))
             elif kind in (b"PLTE", b"tRNS"):
                 self._f.seek(offset)
                 extra[kind] = self._f.read(length)
@@ -165,28 +248,18 @@ class PngRows:
         self.bands = conversion.bands
         self._inflate = zlib.decompressobj()
         self._pending = bytearray()  # inflated, not yet unfiltered
-        self._chunk_index = 0
-        self._chunk_pos = 0
+        self._data = _idat_data(self._f, idat, self.name)
         self._previous = b""  # the row above the next one, unfiltered
         self._row = 0
 
     def _inflate_more(self, want: int) -> None:
         """Inflate until ``want`` bytes are pending, or the data runs out."""
         while len(self._pending) < want:
-            if self._inflate.unconsumed_tail:
-                data = self._inflate.unconsumed_tail
-            elif self._chunk_index < len(self._idat):
-                offset, length = self._idat[self._chunk_index]
-                step = min(_CHUNK, length - self._chunk_pos)
-                self._f.seek(offset + self._chunk_pos)
-                data = self._f.read(step)
-                self._chunk_pos += step
-                if self._chunk_pos >= length:
-                    self._chunk_index, self._chunk_pos = self._chunk_index + 1, 0
-                if len(data) < step:
-                    raise InputError(f"{self.name}: truncated PNG data")
-            else:
-                raise InputError(f"{self.name}: truncated PNG data (rows end at {self._row})")
+            data = self._inflate.unconsumed_tail or next(self._data, b"")
+            if not data:
+                rows = self._row + len(self._pending) // (self._row_bytes + 1)
+                raise InputError(f"{self.name}: truncated PNG data: the image data ends"
+                                 f" after row {rows} of {self.height}")
             try:
                 # Bounded output: a zlib bomb cannot inflate past what the band needs.
                 self._pending += self._inflate.decompress(data, want - len(self._pending))
