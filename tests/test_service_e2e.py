@@ -425,6 +425,27 @@ def test_sigterm_finishes_the_running_job_and_exits_0(env):
     svc.wait_group_gone()
 
 
+def test_sigterm_to_the_whole_group_as_systemd_sends_it_is_a_stop_not_a_crash(env):
+    # KillMode=control-group: the workers and the fork server get SIGTERM too. A
+    # worker that died of it was taken for a crash: the job retried on new workers
+    # during the stop, its attempts counted, and three stops failed a good input.
+    e = env(stop_timeout=90)
+    e.drop.mkdir()
+    svc = e.service.start()
+    y, x = np.mgrid[0:2500, 0:2500]
+    Image.fromarray(np.stack([x % 256, y % 256, x * 0], -1).astype(np.uint8)).save(e.root / "m.png")
+    os.rename(e.root / "m.png", e.drop / "m.png")
+    wait_until(lambda: any(j.get("done") for j in svc.status()["jobs"]), 60,
+               "the job to write tiles", interval=0.02)
+    os.killpg(svc.proc.pid, signal.SIGTERM)
+    assert svc.wait(60) == 0, svc.log_text()
+    assert listing(e.drop / "done") == ["m.png"]
+    (done,) = e.done_events("m.png", wait_for=1)
+    assert done["attempts"] == 1
+    assert not [ev for ev in svc.events() if "attempt failed" in ev.get("event", "")]
+    svc.wait_group_gone()
+
+
 @pytest.mark.parametrize("connection", ["kept open", "closed"])
 def test_sigterm_right_after_an_http_request_exits_0_without_tracebacks(env, connection):
     """As after ``pyramidd status`` and ``systemctl stop``: the request's connection is

@@ -38,7 +38,7 @@ from .fastexit import exit_now
 def main_from_fd(fd: int, disabled: str) -> None:
     """Entry point of the fork server process started by :class:`~pyramidd.pool.WorkerPool`;
     ``disabled`` names the plugins its workers do not load (comma-separated)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # as the workers: the pool decides
+    worker.ignore_stop_signals()  # as the workers: the pool decides
     worker._die_with_parent()
     try:
         preload(tuple(filter(None, disabled.split(","))))

@@ -56,6 +56,15 @@ def send_log(event: dict[str, Any]) -> None:
         _conn.send(("log", None, {"worker": _worker_id, "pid": os.getpid(), **event}))
 
 
+def ignore_stop_signals() -> None:
+    """Leave stopping to the coordinator. Ctrl-C reaches the whole process group, and
+    systemd stops a service by sending SIGTERM to every process of its control group:
+    a worker that died of it would be taken for a crash, its task retried or its input
+    failed. The coordinator stops workers itself, and they die with it."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 def _die_with_parent() -> None:
     # If the coordinator is killed (-9), a worker must not linger rendering for nobody.
     prctl = libc.function("prctl")
@@ -78,8 +87,7 @@ def main(conn: Connection, worker_id: int, disabled: tuple[str, ...]) -> None:
     """Entry point of a worker process."""
     global _conn, _task_id, _disabled, _worker_id
     _conn, _disabled, _worker_id = conn, disabled, worker_id
-    # Ctrl-C reaches the whole process group; the coordinator decides what stops.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    ignore_stop_signals()
     _die_with_parent()
     malloc.tune()
     try:

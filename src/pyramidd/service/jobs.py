@@ -52,6 +52,11 @@ class Candidate:
     entry: Entry
 
 
+class Checkpointed(Exception):
+    """A job left claimed in the journal, with its attempt not counted, for the next
+    start to redo."""
+
+
 @dataclass
 class Context:
     """What jobs share: the current config (replaced on reload), journal, pool, engine."""
@@ -111,8 +116,9 @@ async def take(ctx: Context, candidate: Candidate) -> JobRecord | None:
 async def run(ctx: Context, job: JobRecord) -> bool:
     """Build a claimed job with retries, then move its input; ``True`` if it succeeded.
 
-    Cancellation (a stop past its deadline) leaves the job claimed in the journal
-    with this attempt not counted, so the next start redoes it.
+    Cancellation (a stop past its deadline), or a worker lost while the service stops,
+    leaves the job claimed in the journal with this attempt not counted, so the next
+    start redoes it.
     """
     watch = ctx.config.watch(job.watch)
     progress = JobProgress(job.id, watch.name, job.name, job.output, attempt=job.attempts)
@@ -123,7 +129,10 @@ async def run(ctx: Context, job: JobRecord) -> bool:
     log.info("job started", job=job.id, watch=watch.name, input=job.name,
              output=str(watch.output / job.output), previous_attempts=job.attempts)
     try:
-        summary, failure, attempts = await _attempts(ctx, watch, job, progress)
+        try:
+            summary, failure, attempts = await _attempts(ctx, watch, job, progress)
+        except Checkpointed:
+            return False
         progress.state = "finishing"
         with anyio.CancelScope(shield=True):  # a started move is finished, not abandoned
             if failure is None:
@@ -175,6 +184,13 @@ async def _attempts(ctx: Context, watch: WatchConfig, job: JobRecord,
             failure = from_exception(exc)
             if failure.kind == "internal":
                 log.exception("build raised an unexpected error", job=job.id, input=job.name)
+            if failure.retry and ctx.state.stopping:
+                # A worker lost while the service stops (a signal to the whole group,
+                # say) is no verdict on the input: checkpointed, as a stop would.
+                await ctx.record("attempt", job.id, n=n - 1)
+                log.warning("attempt failed while stopping: the job is redone at the next "
+                            "start", job=job.id, input=job.name, error=failure.error)
+                raise Checkpointed(job.id)
             if failure.retry and n < max_attempts:
                 ctx.metrics.retries.labels(watch.name).inc()
                 log.warning("attempt failed, retrying", job=job.id, watch=watch.name,
