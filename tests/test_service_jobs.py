@@ -530,3 +530,43 @@ async def test_a_drop_folder_removed_and_made_again_is_served_again(tmp_path):
         (drop / "a.png").write_bytes(b"fine")
         await until(lambda: service.state.done == 1)
     assert listing(drop / "done") == ["a.png"]
+
+
+@pytest.mark.parametrize("intruder", ["file", "link"])
+async def test_something_in_the_place_of_the_services_folders_is_moved_aside(tmp_path, intruder):
+    # A file where processing/ was stopped the service (exit 2, every start); a link
+    # to a folder elsewhere made it move inputs there, and at a start build and
+    # publish what it found there.
+    config = make_config(tmp_path)
+    drop, outside = tmp_path / "drop", tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.png").write_bytes(b"fine")
+    build = StandIn()
+
+    def intrude(name: str) -> None:
+        folder = drop / name
+        if folder.is_dir() and not folder.is_symlink():
+            folder.rename(tmp_path / f"old-{name}")
+        if intruder == "file":
+            folder.write_bytes(b"bad")  # not an image (to the stand-in build)
+        else:
+            folder.symlink_to(outside, target_is_directory=True)
+
+    drop.mkdir()
+    intrude("processing")  # before the start: the start's recovery lists processing/
+    async with running(Service(config, build=build, pool_factory=FakePool)) as service:
+        for n, name in enumerate(("done", "failed", "processing"), 1):
+            intrude(name)
+            (drop / f"good-{name}.png").write_bytes(b"fine")
+            (drop / f"bad-{name}.png").write_bytes(b"bad")
+            await until(lambda: (service.state.done, service.state.failed) == (n, n + 1 + n),
+                        what=name)
+    assert listing(outside) == ["secret.png"]  # nothing moved in, nothing taken out
+    assert sorted(build.built) == ["good-done.png", "good-failed.png", "good-processing.png"]
+    for name in ("done", "failed", "processing"):
+        assert (drop / name).is_dir() and not (drop / name).is_symlink()
+    # What was in the way was renamed in the drop folder (processing-1, ...), or taken
+    # as it was if the watcher saw it first, and refused like any input that is not
+    # an image or is a link: it is in failed/ with its reason.
+    report = json.loads((drop / "failed" / "processing-1.error.json").read_text())
+    assert report["kind"] == ("symlink" if intruder == "link" else "bad-input")

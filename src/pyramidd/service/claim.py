@@ -13,11 +13,16 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from pathlib import Path
 from typing import Any
 
+import structlog
+
 from .config import ConfigError, WatchConfig
 from .settle import marker_name
+
+log = structlog.get_logger("pyramidd.service")
 
 
 def fsync_dir(path: Path) -> None:
@@ -32,15 +37,46 @@ def fsync_dir(path: Path) -> None:
 def prepare(watch: WatchConfig) -> None:
     """Create the watch's drop, ``processing/``, ``done/``, ``failed/`` and output folders.
 
-    :class:`ConfigError` naming the watch if one cannot be made (permissions, a file
-    in the way).
+    A file or symbolic link in the place of one of the service's own folders is moved
+    aside (see :func:`own_folder`). :class:`ConfigError` naming the watch if a folder
+    cannot be made (permissions, say).
     """
     for folder in (watch.folder, watch.processing, watch.done, watch.failed, watch.output):
         try:
-            folder.mkdir(parents=True, exist_ok=True)
+            if folder in (watch.processing, watch.done, watch.failed):
+                own_folder(watch, folder)
+            else:
+                folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise ConfigError(f"watch {watch.name!r}: cannot create {folder}: "
                               f"{exc.strerror or exc}") from None
+
+
+def own_folder(watch: WatchConfig, folder: Path) -> None:
+    """Make ``folder`` (the watch's ``processing/``, ``done/`` or ``failed/``) a real
+    folder, not a file or a symbolic link, before the service moves files into it or
+    out of it.
+
+    Anyone who can write to a drop folder can put something in the place of these: a
+    file there stopped the service at its next claim, and a link to a folder elsewhere
+    made the service move inputs there, or build and publish what it found there. The
+    thing in the way is renamed to a free name in the drop folder, where it is taken
+    for an input and refused as one (with its reason in ``failed/``).
+    """
+    try:
+        st = os.lstat(folder)
+    except FileNotFoundError:
+        folder.mkdir(parents=True, exist_ok=True)
+        return
+    if stat.S_ISDIR(st.st_mode):
+        return
+    aside = unique_name(watch.folder, folder.name)
+    os.rename(folder, watch.folder / aside)
+    folder.mkdir(exist_ok=True)
+    fsync_dir(watch.folder)
+    log.warning("moved aside what was in the place of the service's folder", watch=watch.name,
+                folder=str(folder), moved_to=aside,
+                kind="symbolic link" if stat.S_ISLNK(st.st_mode) else "file")
 
 
 def claim(watch: WatchConfig, name: str) -> Path:
@@ -51,8 +87,14 @@ def claim(watch: WatchConfig, name: str) -> Path:
     """
     src = watch.folder / name
     dst = watch.processing / name
-    if not os.path.isdir(watch.processing):  # someone removed it (or the whole drop folder)
+    if not os.path.isdir(watch.folder):  # someone removed the whole drop folder
         prepare(watch)
+    if name in (watch.processing.name, watch.done.name, watch.failed.name):
+        # A file or link in the place of one of the service's folders, queued as an
+        # input: moved aside, it is taken under its new name.
+        own_folder(watch, src)
+        raise FileNotFoundError(src)
+    own_folder(watch, watch.processing)
     if os.path.lexists(dst):
         raise FileExistsError(dst)
     os.rename(src, dst)
@@ -112,6 +154,7 @@ def finish_done(watch: WatchConfig, name: str) -> Path | None:
     Returns where it went (``None``: deleted). An input already gone is fine: this
     is also how recovery completes a move a crash interrupted.
     """
+    own_folder(watch, watch.processing)
     src = watch.processing / name
     if not os.path.lexists(src):
         return None
@@ -124,7 +167,7 @@ def finish_done(watch: WatchConfig, name: str) -> Path | None:
         os.unlink(src)
         fsync_dir(watch.processing)
         return None
-    watch.done.mkdir(parents=True, exist_ok=True)
+    own_folder(watch, watch.done)
     final = unique_name(watch.done, name, also=watch.sidecars)
     # The input moves last: while it is in processing/, recovery knows the job is open.
     dst = _move_with_sidecars(watch, name, watch.done, final)
@@ -135,10 +178,11 @@ def finish_done(watch: WatchConfig, name: str) -> Path | None:
 
 def finish_failed(watch: WatchConfig, name: str, report: dict[str, Any]) -> Path | None:
     """Write ``failed/NAME.error.json`` (atomically), then move the input beside it."""
+    own_folder(watch, watch.processing)
     src = watch.processing / name
     if not os.path.lexists(src):
         return None
-    watch.failed.mkdir(parents=True, exist_ok=True)
+    own_folder(watch, watch.failed)
     final = unique_name(watch.failed, name, also=(".error.json", *watch.sidecars))
     error_path = watch.failed / (final + ".error.json")
     tmp = watch.failed / f".{final}.error.json.tmp"
