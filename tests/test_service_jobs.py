@@ -570,3 +570,28 @@ async def test_something_in_the_place_of_the_services_folders_is_moved_aside(tmp
     # an image or is a link: it is in failed/ with its reason.
     report = json.loads((drop / "failed" / "processing-1.error.json").read_text())
     assert report["kind"] == ("symlink" if intruder == "link" else "bad-input")
+
+
+async def test_inputs_with_names_up_to_255_bytes_are_done_or_failed(tmp_path):
+    # A sidecar's name (NAME.points) or the report's (NAME.error.json) of such an input
+    # is too long to exist: the lookups failed with ENAMETOOLONG, and the job stayed
+    # in processing/, redone and failing again at every start.
+    config = make_config(tmp_path)
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    good, bad = "G" * 246 + ".png", "B" * 251 + ".png"
+    (drop / good).write_bytes(b"fine")
+    (drop / bad).write_bytes(b"bad")
+    async with running(Service(config, build=StandIn(), pool_factory=FakePool)) as service:
+        await until(lambda: (service.state.done, service.state.failed) == (1, 1))
+        (drop / bad).write_bytes(b"bad")  # again: its name in failed/ is taken now
+        await until(lambda: service.state.failed == 2)
+    assert listing(drop / "done") == [good] and listing(drop / "processing") == []
+    failed = listing(drop / "failed")
+    names = [n for n in failed if not n.endswith(".error.json")]
+    reports = [n for n in failed if n.endswith(".error.json")]
+    assert len(names) == 2 and bad in names and all(len(n.encode()) <= 255 for n in names)
+    assert len(reports) == 2 and all(len(n.encode()) <= 255 for n in reports)
+    inputs = sorted(json.loads((drop / "failed" / r).read_text())["input"] for r in reports)
+    assert inputs == [bad, bad]
+    assert replay(config.state_dir / "journal.jsonl") == {}

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import stat
 from pathlib import Path
 from typing import Any
@@ -131,10 +132,16 @@ def _move_with_sidecars(watch: WatchConfig, name: str, folder: Path, final: str)
     return dst
 
 
+#: Longest file name, in bytes, of the filesystems a drop folder lives on.
+NAME_MAX = 255
+
+
 def unique_name(folder: Path, name: str, also: tuple[str, ...] = ()) -> str:
     """``name``, or ``name`` with ``-1``, ``-2``... before its extension, free in ``folder``.
 
-    ``also`` lists suffixes whose companions (``name + suffix``) must be free too.
+    ``also`` lists suffixes whose companions (``name + suffix``) must be free too; a
+    companion name too long to exist is free. A numbered name is cut (its stem) to
+    stay within :data:`NAME_MAX` bytes.
     """
     stem, dot, ext = name.rpartition(".")
     if not stem:
@@ -144,8 +151,23 @@ def unique_name(folder: Path, name: str, also: tuple[str, ...] = ()) -> str:
         os.path.lexists(folder / (candidate + s)) for s in also
     ):
         n += 1
-        candidate = f"{stem}-{n}{dot}{ext}"
+        tail = f"-{n}{dot}{ext}"
+        room = NAME_MAX - len(os.fsencode(tail))
+        candidate = os.fsdecode(os.fsencode(stem)[:room]) + tail
     return candidate
+
+
+def report_name(name: str) -> str:
+    """The name of the error report of the input called ``name`` in ``failed/``:
+    ``NAME.error.json``, or for a name too long for that, its first bytes, a hash of
+    it and ``.error.json`` (the report itself names the input in full)."""
+    full = name + ".error.json"
+    if len(os.fsencode(full)) <= NAME_MAX:
+        return full
+    import hashlib
+
+    digest = hashlib.sha256(os.fsencode(name)).hexdigest()[:12]
+    return os.fsdecode(os.fsencode(name)[:200]) + f"-{digest}.error.json"
 
 
 def finish_done(watch: WatchConfig, name: str) -> Path | None:
@@ -184,8 +206,8 @@ def finish_failed(watch: WatchConfig, name: str, report: dict[str, Any]) -> Path
         return None
     own_folder(watch, watch.failed)
     final = unique_name(watch.failed, name, also=(".error.json", *watch.sidecars))
-    error_path = watch.failed / (final + ".error.json")
-    tmp = watch.failed / f".{final}.error.json.tmp"
+    error_path = watch.failed / report_name(final)
+    tmp = watch.failed / f".pyramidd-report-{secrets.token_hex(6)}.tmp"
     with open(tmp, "w", encoding="utf-8") as f:
         json.dump(report, f, indent=2, ensure_ascii=True)
         f.write("\n")

@@ -74,13 +74,19 @@ class Context:
 
 
 def lstat_entry(path: Path) -> Entry | None:
-    """The :class:`Entry` of ``path`` (links not followed), ``None`` if it is gone."""
+    """The :class:`Entry` of ``path`` (links not followed), ``None`` if it is gone (or
+    its name is too long to exist: a sidecar's of an input with a long name)."""
+    import errno
     import stat
 
     try:
         st = os.lstat(path)
     except FileNotFoundError:
         return None
+    except OSError as exc:
+        if exc.errno == errno.ENAMETOOLONG:
+            return None
+        raise
     return Entry(path.name, st.st_size, st.st_mtime, stat.S_ISREG(st.st_mode),
                  stat.S_ISLNK(st.st_mode))
 
