@@ -595,3 +595,30 @@ async def test_inputs_with_names_up_to_255_bytes_are_done_or_failed(tmp_path):
     inputs = sorted(json.loads((drop / "failed" / r).read_text())["input"] for r in reports)
     assert inputs == [bad, bad]
     assert replay(config.state_dir / "journal.jsonl") == {}
+
+
+async def test_a_journal_that_cannot_be_written_pauses_claims_and_the_service_lives_on(
+        tmp_path, monkeypatch):
+    # A full disk under the state folder: the claim's journal entry failed and the
+    # exception took the whole service down (exit 1, and again at every restart).
+    from pyramidd.service import service as service_module
+    from pyramidd.service.journal import Journal, JournalError
+
+    monkeypatch.setattr(service_module, "JOURNAL_RETRY", 0.1)
+    failures = {"left": 3}
+    real_claim = Journal.claim
+
+    def claim(self, job):
+        if failures["left"]:
+            failures["left"] -= 1
+            raise JournalError("cannot write the job journal: No space left on device")
+        return real_claim(self, job)
+
+    monkeypatch.setattr(Journal, "claim", claim)
+    config = make_config(tmp_path)
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    (drop / "a.png").write_bytes(b"fine")
+    async with running(Service(config, build=StandIn(), pool_factory=FakePool)) as service:
+        await until(lambda: service.state.done == 1)
+    assert failures["left"] == 0 and listing(drop / "done") == ["a.png"]

@@ -153,3 +153,37 @@ def test_staging_cut_off_before_its_lock_is_removed_when_its_process_is_dead(tmp
     mine.mkdir(parents=True)  # a live process's build being born: left alone
     removed = sweep_leftovers(cfg)
     assert str(unborn) in removed["staging"] and not unborn.exists() and mine.exists()
+
+
+def test_a_full_disk_leaves_no_part_written_line_and_no_half_applied_step(tmp_path, monkeypatch):
+    # A full disk took part of a line: the next line appended joined it and replay
+    # dropped both, while the running service went on as if the step was written.
+    import errno
+
+    import pytest
+
+    from pyramidd.service import journal as journal_module
+    from pyramidd.service.journal import JournalError
+
+    j = Journal(tmp_path / "journal.jsonl")
+    j.open()
+    j.claim(job("1", "claiming"))
+    real_write = os.write
+    calls = []
+
+    def full(fd, data):
+        calls.append(len(data))
+        if len(calls) == 1:
+            return real_write(fd, data[:20])  # part of the line, as a full disk does
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(journal_module.os, "write", full)
+    with pytest.raises(JournalError, match="cannot write the job journal .*No space left"):
+        j.write("claimed", "1")
+    monkeypatch.setattr(journal_module.os, "write", real_write)
+    assert j.open_jobs()["1"].state == "claiming"  # the step was not taken
+    j.write("built", "1", summary={"tiles": 1})  # and the journal goes on whole
+    j.close()
+    lines = (tmp_path / "journal.jsonl").read_text().splitlines()
+    assert [json.loads(line)["op"] for line in lines] == ["claim", "built"]
+    assert replay(tmp_path / "journal.jsonl")["1"].state == "built"

@@ -27,6 +27,11 @@ from typing import Any
 STATES = ("claiming", "claimed", "built", "failed")
 
 
+class JournalError(OSError):
+    """An entry could not be written (a full or failing disk under the state folder);
+    the journal and its open jobs are as they were before it."""
+
+
 def new_job_id() -> str:
     """A short id that sorts by creation time."""
     return f"{int(time.time() * 1000):x}-{secrets.token_hex(3)}"
@@ -156,8 +161,21 @@ class Journal:
         with self._lock:
             if self._fd is None:
                 raise RuntimeError("journal is not open")
-            os.write(self._fd, data)
-            os.fsync(self._fd)
+            end = os.lseek(self._fd, 0, os.SEEK_END)
+            try:
+                written = 0
+                while written < len(data):  # a full disk can take part of a line
+                    written += os.write(self._fd, data[written:])
+                os.fsync(self._fd)
+            except OSError as exc:
+                # Cut a part-written line off: the next line appended would join it,
+                # and replay would drop both. Not applied: the step did not happen.
+                try:
+                    os.ftruncate(self._fd, end)
+                except OSError:
+                    pass
+                raise JournalError(
+                    f"cannot write the job journal {self.path}: {exc.strerror or exc}") from exc
             apply(self._jobs, entry)
             self._appended += 1
             if self._appended >= self.compact_every:

@@ -29,7 +29,7 @@ from . import claim, logs, signals
 from .config import ConfigError, ServiceConfig, WatchConfig, load_config, restart_needed
 from .failure import Failure
 from .jobs import BuildFn, Candidate, Context, finish_failed, record_failure, run, take
-from .journal import JobRecord, Journal
+from .journal import JobRecord, Journal, JournalError
 from .metrics import Metrics
 from .notify import Notifier, pipeline_moves
 from .recovery import Decision, scan, sweep_leftovers
@@ -37,6 +37,9 @@ from .status import State
 from .watch import FolderWatcher
 
 log = structlog.get_logger("pyramidd.service")
+
+#: Seconds a runner waits after the journal could not be written (a full state disk).
+JOURNAL_RETRY = 5.0
 
 PoolFactory = Callable[[int], AbstractAsyncContextManager[Any]]
 
@@ -327,6 +330,14 @@ class Service:
                 key = (item.watch, item.entry.name)
                 try:
                     job = await take(ctx, item)
+                except JournalError as exc:
+                    # The file stays in the drop folder and is offered again by a
+                    # later look; meanwhile nothing is claimed that cannot be journaled.
+                    log.error("cannot claim inputs: the job journal cannot be written",
+                              input=item.entry.name, error=str(exc),
+                              retry_in=JOURNAL_RETRY)
+                    await anyio.sleep(JOURNAL_RETRY)
+                    continue
                 finally:
                     self._pending.discard(key)
                 if job is None:
