@@ -146,3 +146,12 @@ def test_no_node_with_a_position_is_an_error(tmp_path: Path) -> None:
     path = generate.write_json_graph(tmp_path / "e.json", [{"id": "a"}], [])
     with pytest.raises(GraphDataError, match="no node with a position"):
         read_graph(_builtin_probe(path), str(tmp_path / "s"), GraphOptions(bad_data="skip"))
+
+
+def test_json_nested_past_the_decoders_depth_is_an_input_error(tmp_path):
+    # Python's JSON decoder recurses once per level: a RecursionError came out of the
+    # worker as an internal error with its traceback.
+    path = tmp_path / "deep.json"
+    path.write_text('{"nodes": [' + "[" * 100_000 + "]" * 100_000 + '], "edges": []}')
+    with pytest.raises(InputError, match="deep.json: not valid JSON: .* nested too deeply"):
+        read_graph(_builtin_probe(path), str(tmp_path / "spill"), GraphOptions())

@@ -622,3 +622,21 @@ async def test_a_journal_that_cannot_be_written_pauses_claims_and_the_service_li
     async with running(Service(config, build=StandIn(), pool_factory=FakePool)) as service:
         await until(lambda: service.state.done == 1)
     assert failures["left"] == 0 and listing(drop / "done") == ["a.png"]
+
+
+def test_every_kind_of_failure_a_user_can_cause_has_advice_that_is_not_a_bug_report():
+    from pyramidd.errors import NoSpace, PyramiddError
+    from pyramidd.graph.errors import GraphDataError
+    from pyramidd.service.failure import from_exception
+    from pyramidd.warp.gcps import GCPError
+
+    class PluginOwn(PyramiddError):
+        kind = "camera-raw-locked"
+
+    for exc in (GCPError("a.points: too few"), GraphDataError("n1: no position"),
+                NoSpace("disk full while writing x"), PluginOwn("locked")):
+        failure = from_exception(exc)
+        assert failure.kind == exc.kind
+        advice = failure.report(folder="/d", failed="/d/failed")["what_to_do"]
+        assert "bug" not in advice and "/d/failed" in advice, (exc.kind, advice)
+    assert "bug" in from_exception(KeyError("x")).report()["what_to_do"]

@@ -109,3 +109,11 @@ def test_inline_mappings_and_tuples() -> None:
 def test_missing_file_is_an_input_error(tmp_path: Path) -> None:
     with pytest.raises(GCPError, match="cannot read GCP file"):
         read_gcp_file(tmp_path / "nope.points")
+
+
+def test_a_points_file_that_is_not_utf8_is_a_gcp_error(tmp_path: Path) -> None:
+    # It escaped as a bare UnicodeDecodeError, which the service filed as a broken plugin
+    path = tmp_path / "map.png.points"
+    path.write_bytes(QGIS.encode() + b"\xff\xfe\n")
+    with pytest.raises(GCPError, match=r"map.png.points: not a GCP file: not UTF-8 text"):
+        read_gcp_file(path)

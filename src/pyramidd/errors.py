@@ -44,6 +44,12 @@ class OutputError(PyramiddError):
     kind = "bad-output"
 
 
+class NoSpace(OutputError):
+    """The output's disk (or quota) is full."""
+
+    kind = "no-space"
+
+
 class WorkerCrashed(PyramiddError):
     """A render worker process died while running a task (killed, out of memory, crashed)."""
 

@@ -414,8 +414,7 @@ class WorkerPool:
             os.close(w.pidfd)
         if call is not None:
             call.error = WorkerCrashed(
-                f"render worker {w.index} (pid {w.pid or w.process.pid}) died ({how}) while working; "
-                "the task can be retried"
+                f"render worker {w.index} (pid {w.pid or w.process.pid}) died ({how}) while working"
             )
             call.done.set()
         await replacement.ready.wait()

@@ -34,9 +34,21 @@ _ADVICE = {
     "files from elsewhere. Copy the file itself into {folder}.",
     "bad-option": "The watch's profile is not valid for this input. Fix the [[watch]] table "
     "in the config, reload (SIGHUP), and move the file back into {folder}.",
+    "bad-gcps": "Its ground control points (a NAME.points file beside it, or those in the "
+    "file) cannot define a warp: see the error. Fix them, then move the file and its points "
+    "from {failed} back into {folder}.",
+    "bad-graph-data": "The graph has a record this watch does not accept (bad_data = "
+    "\"error\"): fix the record named in the error, or set bad_data = \"skip\" in the "
+    "[[watch]] table and reload (SIGHUP), then move the file from {failed} back into {folder}.",
+    "plugin": "A plugin failed while handling this file (the error names it). Fix or update "
+    "the plugin, or disable it (disabled_plugins in the config), then move the file from "
+    "{failed} back into {folder}.",
     "internal": "This is a bug in pyramidd or a plugin; the service log has the traceback. "
     "Report it with the log; the file is kept in {failed}.",
 }
+#: For a kind of failure a plugin defines, or one without advice of its own: not a bug.
+_OTHER = ("See the error for what went wrong. Fix its cause, then move the file from "
+          "{failed} back into {folder}.")
 
 
 @dataclass(frozen=True)
@@ -51,7 +63,7 @@ class Failure:
         """The error file's content: the failure, advice, and ``context`` (job, input, ...)."""
         folder = context.get("folder", "the drop folder")
         failed = context.get("failed", "the failed folder")
-        advice = _ADVICE.get(self.kind, _ADVICE["internal"])
+        advice = _ADVICE.get(self.kind, _OTHER)
         body = {"error": self.error, "kind": self.kind,
                 "what_to_do": advice.format(folder=folder, failed=failed)}
         body.update({k: v for k, v in context.items() if v is not None})

@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from .. import libc
-from ..errors import OutputError
+from ..errors import NoSpace, OutputError
 from ..shm import alive
 
 #: Part of every staging directory's name; output names may not contain it.
@@ -118,8 +118,9 @@ def output_error(exc: OSError, doing: str, path: os.PathLike[str] | str) -> Outp
     """An :class:`OutputError` for ``exc`` raised while ``doing`` (e.g. "writing") ``path``."""
     code = exc.errno
     if code in (errno.ENOSPC, errno.EDQUOT):
-        msg = f"disk full while {doing} {path}: free some space or choose another output folder"
-    elif code in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return NoSpace(f"disk full while {doing} {path}: free some space or choose another"
+                       " output folder")
+    if code in (errno.EACCES, errno.EPERM, errno.EROFS):
         msg = f"permission denied while {doing} {path}: choose an output folder you can write to"
     elif code == errno.ENOENT:
         msg = f"cannot finish {doing} {path}: its folder is gone (was the build aborted?)"

@@ -197,6 +197,9 @@ def read_gcp_file(path: Path) -> GCPSet:
         text = path.read_text(encoding="utf-8-sig")
     except OSError as exc:
         raise GCPError(f"cannot read GCP file {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise GCPError(f"{path.name}: not a GCP file: not UTF-8 text (byte {exc.start:,}"
+                       f" is {exc.object[exc.start]:#04x})") from None
     if path.suffix.lower() == ".points":
         return parse_points(text, path.name)
     if path.suffix.lower() in (".xml", ".vrt"):

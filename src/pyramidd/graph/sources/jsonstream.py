@@ -73,6 +73,8 @@ class _Buffer:
                 if self.more(len(self.buf)):
                     continue
                 self.fail(f"{exc.msg} at character {exc.pos}")
+            except RecursionError:  # Python's decoder recurses once per nesting level
+                self.fail(f"a value at character {self.pos} is nested too deeply")
             # A number at the very end of the buffer may continue in the next block.
             if end == len(self.buf) and not self.eof and self.more():
                 continue
