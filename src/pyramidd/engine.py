@@ -148,6 +148,7 @@ async def build(
         raise ImageTooLarge(
             f"{input.name}: {source.width}x{source.height} is {source.width * source.height:,}"
             f" pixels, over the limit of {options.max_pixels:,}; raise --max-pixels to allow it"
+            " (max_pixels in the service's configuration)"
         )
     grid = Grid(source.width, source.height, rules.tile_size, rules.overlap, rules.depth)
     budget = bands.memory_budget(options)

@@ -47,7 +47,7 @@ def check_size(name: str, width: int, height: int, options: BuildOptions) -> Non
         raise ImageTooLarge(
             f"{name}: {width}x{height} is {pixels:,} pixels, over the limit of "
             f"{options.max_pixels:,}; if you trust this file, raise the limit with "
-            f"--max-pixels {pixels}"
+            f"--max-pixels {pixels} (max_pixels in the service's configuration)"
         )
 
 

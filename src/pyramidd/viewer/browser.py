@@ -90,8 +90,11 @@ class Browser:
     _reader: threading.Thread | None = None
 
     @classmethod
-    def launch(cls, binary: str | None = None, timeout: float = 20.0) -> "Browser":
-        """Start Chromium with a fresh profile; :class:`BrowserError` if it cannot."""
+    def launch(cls, binary: str | None = None, timeout: float = 60.0) -> "Browser":
+        """Start Chromium with a fresh profile; :class:`BrowserError` if it cannot.
+
+        ``timeout`` bounds its first answer: a cold start on a busy machine (two cores
+        and a test suite's processes) has taken more than 20 s."""
         binary = binary or find_chromium()
         if not binary:
             raise BrowserError("chromium is not installed: apt-get install chromium (scripts/setup)")
