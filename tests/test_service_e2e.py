@@ -408,13 +408,18 @@ def test_a_thousand_files_at_once_are_all_processed_once_with_bounded_memory(env
 # --------------------------------------------------------------------------- signals, notify, status
 
 
+def drop_gradient(e, side: int) -> None:
+    """Drop ``m.png``, a ``side`` x ``side`` gradient, into the watch's folder at once."""
+    y, x = np.mgrid[0:side, 0:side]
+    Image.fromarray(np.stack([x % 256, y % 256, x * 0], -1).astype(np.uint8)).save(e.root / "m.png")
+    os.rename(e.root / "m.png", e.drop / "m.png")
+
+
 def test_sigterm_finishes_the_running_job_and_exits_0(env):
     e = env(stop_timeout=90)
     e.drop.mkdir()
     svc = e.service.start()
-    y, x = np.mgrid[0:1500, 0:1500]
-    Image.fromarray(np.stack([x % 256, y % 256, x * 0], -1).astype(np.uint8)).save(e.root / "m.png")
-    os.rename(e.root / "m.png", e.drop / "m.png")
+    drop_gradient(e, 1500)
     wait_until(lambda: svc.status()["jobs"], 60, "the job to start", interval=0.02)
     svc.signal(signal.SIGTERM)
     png(e.drop / "late.png")
@@ -432,9 +437,7 @@ def test_sigterm_to_the_whole_group_as_systemd_sends_it_is_a_stop_not_a_crash(en
     e = env(stop_timeout=90)
     e.drop.mkdir()
     svc = e.service.start()
-    y, x = np.mgrid[0:2500, 0:2500]
-    Image.fromarray(np.stack([x % 256, y % 256, x * 0], -1).astype(np.uint8)).save(e.root / "m.png")
-    os.rename(e.root / "m.png", e.drop / "m.png")
+    drop_gradient(e, 2500)
     wait_until(lambda: any(j.get("done") for j in svc.status()["jobs"]), 60,
                "the job to write tiles", interval=0.02)
     os.killpg(svc.proc.pid, signal.SIGTERM)
@@ -473,9 +476,7 @@ def test_sigterm_past_the_deadline_checkpoints_and_the_next_start_finishes(env):
     e.drop.mkdir()
     svc = e.service.start()
     # Large enough that one worker is still building it 0.5 s after SIGTERM.
-    y, x = np.mgrid[0:4000, 0:4000]
-    Image.fromarray(np.stack([x % 256, y % 256, x * 0], -1).astype(np.uint8)).save(e.root / "m.png")
-    os.rename(e.root / "m.png", e.drop / "m.png")
+    drop_gradient(e, 4000)
     wait_until(lambda: svc.status()["jobs"], 60, "the job to start", interval=0.02)
     svc.signal(signal.SIGTERM)
     assert svc.wait(30) == 0
