@@ -11,6 +11,7 @@ All functions block (rename, fsync): call them through ``anyio.to_thread``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
@@ -44,10 +45,10 @@ def prepare(watch: WatchConfig) -> None:
     """
     for folder in (watch.folder, watch.processing, watch.done, watch.failed, watch.output):
         try:
-            if folder in (watch.processing, watch.done, watch.failed):
-                own_folder(watch, folder)
-            else:
+            if folder in (watch.folder, watch.output):  # the admin's: links are fine
                 folder.mkdir(parents=True, exist_ok=True)
+            else:
+                own_folder(watch, folder)
         except OSError as exc:
             raise ConfigError(f"watch {watch.name!r}: cannot create {folder}: "
                               f"{exc.strerror or exc}") from None
@@ -164,8 +165,6 @@ def report_name(name: str) -> str:
     full = name + ".error.json"
     if len(os.fsencode(full)) <= NAME_MAX:
         return full
-    import hashlib
-
     digest = hashlib.sha256(os.fsencode(name)).hexdigest()[:12]
     return os.fsdecode(os.fsencode(name)[:200]) + f"-{digest}.error.json"
 

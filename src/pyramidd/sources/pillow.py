@@ -102,13 +102,21 @@ def _sixteen_bit_png(im: Any) -> str | None:
     Pillow would cut these to 8 bits by dropping the low byte (and opens 16-bit LA as
     RGBA), so they are decoded another way.
     """
-    if im.format != "PNG" or im.mode not in ("RGB", "RGBA") or not im.tile:
+    if im.format != "PNG" or im.mode not in ("RGB", "RGBA"):
+        return None
+    rawmode = _rawmode(im)
+    if rawmode is None or not rawmode.endswith(";16B"):
+        return None
+    return rawmode.split(";")[0]
+
+
+def _rawmode(im: Any) -> str | None:
+    """How the opened image's pixels are stored in the file (Pillow's raw mode)."""
+    if not im.tile:
         return None
     rawmode = im.tile[0].args
     rawmode = rawmode[0] if isinstance(rawmode, tuple) else rawmode
-    if not isinstance(rawmode, str) or not rawmode.endswith(";16B"):
-        return None
-    return rawmode.split(";")[0]
+    return rawmode if isinstance(rawmode, str) else None
 
 
 def _colour_key(im: Any) -> tuple[int, ...] | None:
@@ -119,10 +127,8 @@ def _colour_key(im: Any) -> tuple[int, ...] | None:
         return None
     if isinstance(key, tuple):
         return tuple(int(v) for v in key) if len(key) == 3 else None
-    rawmode = im.tile[0].args if im.tile else None
-    rawmode = rawmode[0] if isinstance(rawmode, tuple) else rawmode
     # Pillow stretches 2- and 4-bit grey to 8 bits; the key is stored unstretched
-    stretch = {"L;2": 255 // 3, "L;4": 255 // 15}.get(rawmode, 1)
+    stretch = {"L;2": 255 // 3, "L;4": 255 // 15}.get(_rawmode(im) or "", 1)
     return (int(key) * stretch,)
 
 

@@ -27,8 +27,8 @@ import shutil
 import struct
 import subprocess
 import zlib
-from pathlib import Path
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
 import numpy as np
@@ -120,12 +120,13 @@ def _idat_data(f: BinaryIO, chunks: list[tuple[int, int]], name: str) -> Iterato
         crc = zlib.crc32(b"IDAT")
         done = 0
         while True:
+            step = min(_CHUNK, length - done)
             f.seek(offset + done)
-            data = f.read(min(_CHUNK, length - done))
-            if len(data) < min(_CHUNK, length - done):
+            data = f.read(step)
+            if len(data) < step:
                 raise InputError(f"{name}: truncated PNG data")
             crc = zlib.crc32(data, crc)
-            done += len(data)
+            done += step
             if done == length:  # checked before its last piece is inflated
                 stored = f.read(4)
                 if len(stored) < 4:
