@@ -604,7 +604,7 @@ async def test_a_journal_that_cannot_be_written_pauses_claims_and_the_service_li
     from pyramidd.service import service as service_module
     from pyramidd.service.journal import Journal, JournalError
 
-    monkeypatch.setattr(service_module, "JOURNAL_RETRY", 0.1)
+    monkeypatch.setattr(service_module, "CLAIM_RETRY", 0.1)
     failures = {"left": 3}
     real_claim = Journal.claim
 
@@ -640,3 +640,31 @@ def test_every_kind_of_failure_a_user_can_cause_has_advice_that_is_not_a_bug_rep
         advice = failure.report(folder="/d", failed="/d/failed")["what_to_do"]
         assert "bug" not in advice and "/d/failed" in advice, (exc.kind, advice)
     assert "bug" in from_exception(KeyError("x")).report()["what_to_do"]
+
+
+async def test_an_input_that_cannot_be_moved_is_retried_and_the_service_lives_on(
+        tmp_path, monkeypatch):
+    # processing/ made read-only under the running service: the rename's
+    # PermissionError ended the service (and left the claim's intent open).
+    from pyramidd.service import claim as claim_module
+    from pyramidd.service import service as service_module
+
+    monkeypatch.setattr(service_module, "CLAIM_RETRY", 0.1)
+    failures = {"left": 3}
+    real_claim = claim_module.claim
+
+    def claim(watch, name):
+        if failures["left"]:
+            failures["left"] -= 1
+            raise PermissionError(13, "Permission denied", str(watch.processing / name))
+        return real_claim(watch, name)
+
+    monkeypatch.setattr(claim_module, "claim", claim)
+    config = make_config(tmp_path)
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    (drop / "a.png").write_bytes(b"fine")
+    async with running(Service(config, build=StandIn(), pool_factory=FakePool)) as service:
+        await until(lambda: service.state.done == 1)
+    assert failures["left"] == 0 and listing(drop / "done") == ["a.png"]
+    assert replay(config.state_dir / "journal.jsonl") == {}  # no intent left open

@@ -26,7 +26,7 @@ import structlog
 
 from ..options import BuildOptions
 from . import claim, crashpoints
-from .config import ServiceConfig, WatchConfig
+from .config import ConfigError, ServiceConfig, WatchConfig
 from .failure import Failure, from_exception
 from .journal import JobRecord, Journal, new_job_id
 from .metrics import Metrics
@@ -114,6 +114,9 @@ async def take(ctx: Context, candidate: Candidate) -> JobRecord | None:
     except (FileNotFoundError, FileExistsError):
         await ctx.record("closed", job.id)
         return None
+    except (OSError, ConfigError):  # not moved (permissions, say): the intent is void
+        await ctx.record("closed", job.id)
+        raise
     await ctx.record("claimed", job.id)
     crashpoints.hit("after-claim", name)
     return replace(job, state="claimed")

@@ -38,8 +38,9 @@ from .watch import FolderWatcher
 
 log = structlog.get_logger("pyramidd.service")
 
-#: Seconds a runner waits after the journal could not be written (a full state disk).
-JOURNAL_RETRY = 5.0
+#: Seconds a runner waits after it could not claim an input: the journal could not be
+#: written (a full state disk) or the input not moved (permissions changed, say).
+CLAIM_RETRY = 5.0
 
 PoolFactory = Callable[[int], AbstractAsyncContextManager[Any]]
 
@@ -330,13 +331,15 @@ class Service:
                 key = (item.watch, item.entry.name)
                 try:
                     job = await take(ctx, item)
-                except JournalError as exc:
+                except (OSError, ConfigError) as exc:  # JournalError too
                     # The file stays in the drop folder and is offered again by a
-                    # later look; meanwhile nothing is claimed that cannot be journaled.
-                    log.error("cannot claim inputs: the job journal cannot be written",
-                              input=item.entry.name, error=str(exc),
-                              retry_in=JOURNAL_RETRY)
-                    await anyio.sleep(JOURNAL_RETRY)
+                    # later look; meanwhile nothing is claimed that cannot be journaled
+                    # or moved, and the service goes on.
+                    what = ("the job journal cannot be written" if isinstance(exc, JournalError)
+                            else "it cannot be moved into processing/")
+                    log.error(f"cannot claim an input: {what}", watch=item.watch,
+                              input=item.entry.name, error=str(exc), retry_in=CLAIM_RETRY)
+                    await anyio.sleep(CLAIM_RETRY)
                     continue
                 finally:
                     self._pending.discard(key)
