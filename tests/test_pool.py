@@ -184,6 +184,7 @@ def test_when_the_fork_server_dies_its_workers_are_replaced_by_subprocesses(test
                 pids = [await pool.run(worker.ping, worker=i) for i in range(2)]
             assert pids == pool.pids() and {parent_of(pid) for pid in pids} == {os.getpid()}
             assert pool.restarts == 2
+            assert not os.path.exists(f"/proc/{server}")  # reaped, not a zombie
 
     anyio.run(main)
 

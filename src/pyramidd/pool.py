@@ -325,6 +325,7 @@ class WorkerPool:
         except (EOFError, OSError):
             pass
         server.died()
+        server.process.poll()  # reaped now, not left a zombie until the pool closes
 
     @staticmethod
     async def _stop_server(server: _ForkServer) -> None:
