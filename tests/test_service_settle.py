@@ -44,6 +44,14 @@ def test_min_age_holds_back_files_with_future_mtimes():
     assert p.ready == [] and abs(p.wake_in - 0.5) < 1e-9
 
 
+def test_an_mtime_in_the_future_counts_as_the_time_seen_unchanged():
+    # touch -d 2099: it waited until 2099, and nothing said why
+    p = plan([f("a.png", mtime=4e9)], {}, W, now=0.0, wall=1000.0)
+    assert p.ready == [] and p.wake_in == 2.0
+    p = plan([f("a.png", mtime=4e9)], p.seen, W, now=2.0, wall=1002.0)
+    assert [e.name for e in p.ready] == ["a.png"]
+
+
 def test_ignored_names_dirs_and_patterns():
     for name in (".hidden.png", "a.png.part", "a.tmp", "a.png~", "a.png.done", "x.crdownload"):
         assert is_ignored(name), name

@@ -89,7 +89,10 @@ def plan(entries: list[Entry], seen: dict[str, Seen], watch: WatchConfig, now: f
             prev = Seen(e.size, e.mtime, now)
         new_seen[e.name] = prev
         stable_for = now - prev.since
-        age = wall - e.mtime
+        # An mtime in the future (another machine's clock, a copy that kept a wrong
+        # time) says nothing of when the file was written: the time it has been seen
+        # unchanged stands in, or it would wait until that date.
+        age = wall - e.mtime if e.mtime <= wall else stable_for
         if stable_for >= watch.settle_time and age >= watch.min_age:
             return True
         wait = max(watch.settle_time - stable_for, watch.min_age - age, 0.0)
