@@ -668,3 +668,24 @@ async def test_an_input_that_cannot_be_moved_is_retried_and_the_service_lives_on
         await until(lambda: service.state.done == 1)
     assert failures["left"] == 0 and listing(drop / "done") == ["a.png"]
     assert replay(config.state_dir / "journal.jsonl") == {}  # no intent left open
+
+
+async def test_a_watch_whose_folder_cannot_be_made_waits_and_the_others_are_served(tmp_path):
+    # A reload adding a watch whose folder cannot be created (a file in the way of
+    # its parent) ended the whole service from its watcher.
+    config = make_config(tmp_path, rescan_interval=0.2)
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where a folder should be")
+    build = StandIn()
+    async with running(Service(config, build=build, pool_factory=FakePool)) as service:
+        good = config.path.read_text()
+        config.path.write_text(good + f'[[watch]]\nname = "second"\nfolder = "{blocker / "drop2"}"\n'
+                               f'output = "{tmp_path / "out2"}"\nsettle_time = 0.05\nmin_age = 0\n')
+        assert await service.reload()
+        (tmp_path / "drop" / "a.png").write_bytes(b"fine")
+        await until(lambda: service.state.done == 1)  # the first watch goes on
+        blocker.unlink()  # the folder can be made now: the second watch comes up
+        await until(lambda: (blocker / "drop2").is_dir(), what="the second watch")
+        (blocker / "drop2" / "b.png").write_bytes(b"fine")
+        await until(lambda: service.state.done == 2)
+    assert (tmp_path / "out2" / "b.out").exists()

@@ -13,6 +13,7 @@ import os
 import secrets
 import stat
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import anyio
@@ -21,7 +22,7 @@ from anyio.abc import ObjectSendStream, TaskStatus
 from watchfiles import awatch
 
 from . import claim
-from .config import WatchConfig
+from .config import ConfigError, WatchConfig
 from .jobs import Candidate
 from .settle import Entry, Seen, plan
 
@@ -42,6 +43,20 @@ def list_folder(folder: Path) -> list[Entry]:
     return entries
 
 
+def _folder_error(exc: BaseException) -> BaseException | None:
+    """The folder's error (:class:`ConfigError` or :class:`OSError`) ``exc`` is, or the
+    first of the group it is when the whole group is such errors; else ``None``."""
+    if isinstance(exc, BaseExceptionGroup):
+        matched, rest = exc.split((ConfigError, OSError))
+        if matched is None or rest is not None:
+            return None
+        first: BaseException = matched
+        while isinstance(first, BaseExceptionGroup):
+            first = first.exceptions[0]
+        return first
+    return exc if isinstance(exc, (ConfigError, OSError)) else None
+
+
 class FolderWatcher:
     """Finds settled files in one drop folder and queues them, until cancelled."""
 
@@ -58,14 +73,42 @@ class FolderWatcher:
         self._probe = f".pyramidd-armed-{secrets.token_hex(4)}"
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        """Arm the watcher, report ready, then look at the folder whenever it may have changed."""
+        """Arm the watcher, report ready, then look at the folder whenever it may have changed.
+
+        A folder that cannot be made ready or read (its permissions changed, a watch
+        added by a reload whose folder cannot be made) is logged and tried again every
+        ``rescan_interval``: the service and its other watches go on meanwhile.
+        """
+        reported = False
+
+        def ready() -> None:
+            nonlocal reported
+            if not reported:
+                reported = True
+                task_status.started()
+
+        while True:
+            try:
+                await self._watch(ready)
+                return
+            except Exception as raised:
+                exc = _folder_error(raised)
+                if exc is None:
+                    raise
+                ready()
+                log.error("cannot watch the drop folder; trying again", watch=self.watch.name,
+                          folder=str(self.watch.folder), error=str(exc),
+                          retry_in=max(1.0, self.rescan_interval))
+                await anyio.sleep(max(1.0, self.rescan_interval))
+
+    async def _watch(self, ready: Callable[[], None]) -> None:
         await anyio.to_thread.run_sync(claim.prepare, self.watch)
         self._stop = anyio.Event()
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._events)
             try:
                 await self._arm()
-                task_status.started()
+                ready()
                 log.info("watching", watch=self.watch.name, folder=str(self.watch.folder),
                          output=str(self.watch.output))
                 await self._looks()
