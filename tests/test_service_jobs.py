@@ -597,33 +597,6 @@ async def test_inputs_with_names_up_to_255_bytes_are_done_or_failed(tmp_path):
     assert replay(config.state_dir / "journal.jsonl") == {}
 
 
-async def test_a_journal_that_cannot_be_written_pauses_claims_and_the_service_lives_on(
-        tmp_path, monkeypatch):
-    # A full disk under the state folder: the claim's journal entry failed and the
-    # exception took the whole service down (exit 1, and again at every restart).
-    from pyramidd.service import service as service_module
-    from pyramidd.service.journal import Journal, JournalError
-
-    monkeypatch.setattr(service_module, "CLAIM_RETRY", 0.1)
-    failures = {"left": 3}
-    real_claim = Journal.claim
-
-    def claim(self, job):
-        if failures["left"]:
-            failures["left"] -= 1
-            raise JournalError("cannot write the job journal: No space left on device")
-        return real_claim(self, job)
-
-    monkeypatch.setattr(Journal, "claim", claim)
-    config = make_config(tmp_path)
-    drop = tmp_path / "drop"
-    drop.mkdir()
-    (drop / "a.png").write_bytes(b"fine")
-    async with running(Service(config, build=StandIn(), pool_factory=FakePool)) as service:
-        await until(lambda: service.state.done == 1)
-    assert failures["left"] == 0 and listing(drop / "done") == ["a.png"]
-
-
 def test_every_kind_of_failure_a_user_can_cause_has_advice_that_is_not_a_bug_report():
     from pyramidd.errors import NoSpace, PyramiddError
     from pyramidd.graph.errors import GraphDataError
@@ -640,34 +613,6 @@ def test_every_kind_of_failure_a_user_can_cause_has_advice_that_is_not_a_bug_rep
         advice = failure.report(folder="/d", failed="/d/failed")["what_to_do"]
         assert "bug" not in advice and "/d/failed" in advice, (exc.kind, advice)
     assert "bug" in from_exception(KeyError("x")).report()["what_to_do"]
-
-
-async def test_an_input_that_cannot_be_moved_is_retried_and_the_service_lives_on(
-        tmp_path, monkeypatch):
-    # processing/ made read-only under the running service: the rename's
-    # PermissionError ended the service (and left the claim's intent open).
-    from pyramidd.service import claim as claim_module
-    from pyramidd.service import service as service_module
-
-    monkeypatch.setattr(service_module, "CLAIM_RETRY", 0.1)
-    failures = {"left": 3}
-    real_claim = claim_module.claim
-
-    def claim(watch, name):
-        if failures["left"]:
-            failures["left"] -= 1
-            raise PermissionError(13, "Permission denied", str(watch.processing / name))
-        return real_claim(watch, name)
-
-    monkeypatch.setattr(claim_module, "claim", claim)
-    config = make_config(tmp_path)
-    drop = tmp_path / "drop"
-    drop.mkdir()
-    (drop / "a.png").write_bytes(b"fine")
-    async with running(Service(config, build=StandIn(), pool_factory=FakePool)) as service:
-        await until(lambda: service.state.done == 1)
-    assert failures["left"] == 0 and listing(drop / "done") == ["a.png"]
-    assert replay(config.state_dir / "journal.jsonl") == {}  # no intent left open
 
 
 async def test_a_watch_whose_folder_cannot_be_made_waits_and_the_others_are_served(tmp_path):
@@ -689,3 +634,37 @@ async def test_a_watch_whose_folder_cannot_be_made_waits_and_the_others_are_serv
         (blocker / "drop2" / "b.png").write_bytes(b"fine")
         await until(lambda: service.state.done == 2)
     assert (tmp_path / "out2" / "b.out").exists()
+
+
+@pytest.mark.parametrize("fails", ["journal", "move"])
+async def test_a_claim_that_fails_is_retried_and_the_service_lives_on(tmp_path, monkeypatch, fails):
+    # journal: a full disk under the state folder, the claim's journal entry failed and
+    # the exception took the whole service down (exit 1, and again at every restart).
+    # move: processing/ made read-only under the running service, the rename's
+    # PermissionError ended the service and left the claim's intent open.
+    from pyramidd.service import claim as claim_module
+    from pyramidd.service import service as service_module
+    from pyramidd.service.journal import Journal, JournalError
+
+    monkeypatch.setattr(service_module, "CLAIM_RETRY", 0.1)
+    owner, attr, error = {
+        "journal": (Journal, "claim", JournalError("cannot write the job journal: No space")),
+        "move": (claim_module, "claim", PermissionError(13, "Permission denied")),
+    }[fails]
+    real, left = getattr(owner, attr), [3]
+
+    def failing(*args):
+        if left[0]:
+            left[0] -= 1
+            raise error
+        return real(*args)
+
+    monkeypatch.setattr(owner, attr, failing)
+    config = make_config(tmp_path)
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    (drop / "a.png").write_bytes(b"fine")
+    async with running(Service(config, build=StandIn(), pool_factory=FakePool)) as service:
+        await until(lambda: service.state.done == 1)
+    assert left == [0] and listing(drop / "done") == ["a.png"]
+    assert replay(config.state_dir / "journal.jsonl") == {}  # no intent left open
