@@ -125,3 +125,20 @@ def test_depth_limit_stops_splitting_inseparable_points(tmp_path) -> None:
     assert tree.levels() == 4
     assert tree.depth_limited == ["030"]
     assert tree.nodes["030"].count == 20
+
+
+def test_bounds_are_padded_at_any_magnitude_and_refused_past_a_float():
+    import pytest
+
+    from pyramidd.graph.errors import GraphDataError
+    from pyramidd.graph.quadtree import pad_bounds
+
+    # Next to 1e17 a padding of 0.5 is lost: a zero-width extent divided by zero.
+    for x, y in [(1e17, 5.0), (1e300, 1e300), (1.5, -1e17)]:
+        x0, y0, x1, y1 = pad_bounds(x, y, x, y)
+        assert x1 > x0 and y1 > y0
+    x0, y0, x1, y1 = pad_bounds(1e17, 5.0, 1e17, 6.0)
+    assert x1 > x0 and (y0, y1) == (5.0, 6.0)
+    # -1e308 .. 1e308 is wider than a float: the tiles held NaN, written as bare 'nan'
+    with pytest.raises(GraphDataError, match="wider than a float holds"):
+        pad_bounds(-1e308, 5.0, 1e308, 6.0)

@@ -155,3 +155,54 @@ def test_json_nested_past_the_decoders_depth_is_an_input_error(tmp_path):
     path.write_text('{"nodes": [' + "[" * 100_000 + "]" * 100_000 + '], "edges": []}')
     with pytest.raises(InputError, match="deep.json: not valid JSON: .* nested too deeply"):
         read_graph(_builtin_probe(path), str(tmp_path / "spill"), GraphOptions())
+
+
+def _payloads(tmp_path: Path, name: str, text: str | bytes) -> tuple[bytes, bytes]:
+    """Read a graph file; the node and edge objects the tiles will hold, as stored."""
+    path = tmp_path / name
+    (path.write_bytes if isinstance(text, bytes) else path.write_text)(text)
+    spill = tmp_path / "spill"
+    read_graph(_builtin_probe(path), str(spill), GraphOptions())
+    store = spill / "store"
+    return (store / "nodes.payload").read_bytes(), (store / "edges.payload").read_bytes()
+
+
+def test_attributes_named_like_a_tiles_own_keys_are_kept_apart(tmp_path):
+    # A CSV column "x", a GEXF attribute titled "id" or "source", graphology's edge
+    # attribute "source": each overwrote the position, id or end in the tile (a
+    # duplicate key, or an edge moved to another node).
+    (tmp_path / "edges.csv").write_text("source,target\na,b\n")
+    nodes, _ = _payloads(tmp_path, "nodes.csv", "id,x,y,x\na,0,0,5\nb,1,1,6\n")
+    assert b'{"id":"a","attr_x":5}' in nodes
+    nodes, edges = _payloads(tmp_path, "g.json", json.dumps({
+        "nodes": [{"key": "a", "attributes": {"x": 1, "y": 2}},
+                  {"key": "b", "attributes": {"x": 3, "y": 4}}],
+        "edges": [{"source": "a", "target": "b", "attributes": {"source": "q"}}]}))
+    assert edges == b'{"source":"a","target":"b","attr_source":"q"}'
+
+
+def test_gexf_attribute_ids_are_per_class(tmp_path):
+    nodes, edges = _payloads(tmp_path, "g.gexf", """<gexf><graph>
+      <attributes class="node"><attribute id="0" title="weight" type="float"/></attributes>
+      <attributes class="edge"><attribute id="0" title="kind" type="string"/></attributes>
+      <nodes><node id="0"><attvalues><attvalue for="0" value="99"/></attvalues>
+        <viz:position xmlns:viz="v" x="0" y="0"/></node>
+        <node id="1"><viz:position xmlns:viz="v" x="1" y="1"/></node></nodes>
+      <edges><edge id="0" source="0" target="1"><attvalues><attvalue for="0" value="road"/>
+        </attvalues></edge></edges></graph></gexf>""")
+    assert b'"weight":99' in nodes and b'"kind":"road"' in edges
+
+
+def test_text_that_is_not_utf8_and_ids_that_are_not_unicode(tmp_path):
+    # Both escaped as tracebacks: a Latin-1 byte in a JSON or CSV file, and a lone
+    # surrogate (a JSON "\ud800") as an id, which UTF-8 cannot encode.
+    with pytest.raises(InputError, match=r"latin.json: not UTF-8 text \(a byte 0xff"):
+        _payloads(tmp_path, "latin.json",
+                  b'{"nodes": [{"id":"a\xff","x":1,"y":5},{"id":"b","x":6,"y":6}], "links": []}')
+    (tmp_path / "edges.csv").write_text("source,target\n")
+    with pytest.raises(InputError, match=r"nodes.csv: not UTF-8 text \(a byte 0xe9"):
+        _payloads(tmp_path, "nodes.csv", b"id,x,y\n\xe9,1,2\nb,3,4\n")
+    nodes, edges = _payloads(tmp_path, "s.json", '{"nodes": [{"id":"\\ud800","x":1,"y":5},'
+                             '{"id":"b","x":6,"y":6}], "links": [{"source":"\\ud800","target":"b"}]}')
+    assert b'"id":"\\ud800"' in nodes and edges == b'{"source":"\\ud800","target":"b"}'
+    assert json.loads(edges)["source"] == "\ud800"

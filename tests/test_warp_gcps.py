@@ -117,3 +117,16 @@ def test_a_points_file_that_is_not_utf8_is_a_gcp_error(tmp_path: Path) -> None:
     path.write_bytes(QGIS.encode() + b"\xff\xfe\n")
     with pytest.raises(GCPError, match=r"map.png.points: not a GCP file: not UTF-8 text"):
         read_gcp_file(path)
+
+
+def test_gcp_values_that_are_not_finite_are_gcp_errors(tmp_path: Path) -> None:
+    # nan and inf parse as floats: the fit failed with "LinAlgError: SVD did not
+    # converge", filed as a broken plugin.
+    from pyramidd.warp.model import fit
+
+    text = QGIS.replace("500300,4000100", "nan,4000100")
+    with pytest.raises(GCPError, match=r"mapX 'nan' is not a finite number; fix or remove"):
+        parse_points(text)
+    gcps = [GCP(0, 0, 0, 0, id="a"), GCP(10, 0, float("inf"), 0, id="b"), GCP(0, 10, 0, 10, id="c")]
+    with pytest.raises(GCPError, match=r"GCP b has x inf: not a finite number"):
+        fit(gcps, 1)

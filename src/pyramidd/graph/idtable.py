@@ -20,7 +20,9 @@ def hash_ids(ids: list[str], key: bytes = b"") -> np.ndarray:
     out = np.empty(len(ids), dtype=np.uint64)
     b2 = hashlib.blake2b
     for n, ident in enumerate(ids):
-        out[n] = int.from_bytes(b2(ident.encode(), digest_size=8, key=key).digest(), "little")
+        # surrogatepass: an id may hold a lone surrogate (a JSON "\ud800")
+        data = ident.encode("utf-8", "surrogatepass")
+        out[n] = int.from_bytes(b2(data, digest_size=8, key=key).digest(), "little")
     return out
 
 

@@ -15,6 +15,8 @@ Placement rules, used both to route objects into the tree and to check it:
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 Rect = tuple[float, float, float, float]
@@ -107,14 +109,28 @@ def denormalise_rect(bounds: Rect, rect: Rect) -> Rect:
 
 
 def pad_bounds(x0: float, y0: float, x1: float, y1: float) -> Rect:
-    """Bounds with a non-zero extent on both axes (a graph on a line or a single point)."""
+    """Bounds with a non-zero extent on both axes (a graph on a line or a single point).
+
+    The padding is at least a billionth of the coordinates' size: next to 1e17, adding
+    0.5 leaves a number as it was. :class:`GraphDataError` when an extent is more than
+    a float holds (coordinates near ±1e308).
+    """
+    from .errors import GraphDataError
+
+    for axis, lo, hi in (("x", x0, x1), ("y", y0, y1)):
+        if not math.isfinite(hi - lo):
+            raise GraphDataError(f"the layout's {axis} runs from {lo:g} to {hi:g}, wider than"
+                                 " a float holds; scale the layout down")
     w, h = x1 - x0, y1 - y0
     if w <= 0:
-        half = h / 2 if h > 0 else 0.5
+        half = max(h / 2 if h > 0 else 0.5, abs(x0) * 1e-9)
         x0, x1 = x0 - half, x1 + half
     if h <= 0:
-        half = (x1 - x0) / 2
+        half = max((x1 - x0) / 2, abs(y0) * 1e-9)
         y0, y1 = y0 - half, y1 + half
+    if not (x1 > x0 and y1 > y0 and math.isfinite(x1 - x0) and math.isfinite(y1 - y0)):
+        raise GraphDataError(f"the layout's bounds ({x0:g}, {y0:g}, {x1:g}, {y1:g}) cannot be"
+                             " tiled; scale the layout down")
     return (float(x0), float(y0), float(x1), float(y1))
 
 

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import InputError
 from .errors import GraphDataError, staging_removed
 from .idtable import IdTable, hash_ids
 from .records import EDGE, NODE, GraphOptions
@@ -139,6 +140,26 @@ def _atomic_write(path: str, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+#: Keys a tile's node or edge object has of its own; an attribute of the same name (a
+#: CSV column "x", a GEXF attribute titled "id") is kept as ``attr_NAME``.
+NODE_KEYS, EDGE_KEYS = ("id", "x", "y"), ("id", "source", "target")
+
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
+
+
+def _apart(attrs: dict[str, Any], reserved: tuple[str, ...]) -> dict[str, Any]:
+    """``attrs`` with those named like a reserved key renamed ``attr_NAME``."""
+    if not any(k in attrs for k in reserved):
+        return attrs
+    return {f"attr_{k}" if k in reserved else k: v for k, v in attrs.items()}
+
+
+def _json(obj: dict[str, Any]) -> bytes:
+    """``obj`` as compact JSON text in UTF-8; a lone surrogate (a JSON "\\ud800" in the
+    input) is written back as that escape, not as bytes UTF-8 cannot hold."""
+    return _dumps(obj).encode("utf-8", "backslashreplace")
+
+
 def _coord(value: Any) -> float | None:
     """A coordinate as float; None when it is not a finite number."""
     if isinstance(value, bool):
@@ -204,19 +225,24 @@ class _Reader:
         def progress(n: int) -> None:
             self.bytes_read = n
 
-        for rec in self.source.records(progress):
-            self.nrec += 1
-            if rec[0] == NODE_RECORD:
-                nodes.append(rec)
-            else:
-                if self.provisional is None and (nodes or self.x.n):
-                    self.flush(nodes, [])
-                    nodes = []
-                    self.publish_bounds()
-                edges.append(rec)
-            if len(nodes) + len(edges) >= self.opts.chunk:
-                self.flush(nodes, edges)
-                nodes, edges = [], []
+        try:
+            for rec in self.source.records(progress):
+                self.nrec += 1
+                if rec[0] == NODE_RECORD:
+                    nodes.append(rec)
+                else:
+                    if self.provisional is None and (nodes or self.x.n):
+                        self.flush(nodes, [])
+                        nodes = []
+                        self.publish_bounds()
+                    edges.append(rec)
+                if len(nodes) + len(edges) >= self.opts.chunk:
+                    self.flush(nodes, edges)
+                    nodes, edges = [], []
+        except UnicodeDecodeError as exc:  # the sources decode as they read
+            raise InputError(f"{self.source.path.name}: not UTF-8 text (a byte"
+                             f" {exc.object[exc.start]:#04x}: {exc.reason}); save it as"
+                             " UTF-8") from None
         self.flush(nodes, edges)
         self.resolve_pending()
         if not self.x.n:
@@ -299,14 +325,12 @@ class _Reader:
         self.imp.extend(imp)
         self.deg.extend(np.zeros(len(sel), dtype=np.uint32))
         self.tie.extend(hash_ids([ids[n] for n in sel], self.seed))
-        dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
-        self.npay.add([dumps({"id": ids[n], **attrs[n]}).encode() for n in sel])
+        self.npay.add([_json({"id": ids[n], **_apart(attrs[n], NODE_KEYS)}) for n in sel])
         rec = np.empty(len(sel), NODE)
         rec["i"], rec["x"], rec["y"] = idx, x, y
         return rec
 
     def add_edges(self, edges: list[tuple[Any, ...]]) -> np.ndarray:
-        dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
         base = self.etie.n
         srcs: list[str] = []
         tgts: list[str] = []
@@ -318,10 +342,10 @@ class _Reader:
             t = "" if t is None else str(t)
             srcs.append(s)
             tgts.append(t)
-            obj = {"source": s, "target": t, **a}
+            obj = {"source": s, "target": t, **_apart(a, EDGE_KEYS)}
             if ident is not None:
                 obj = {"id": str(ident), **obj}
-            texts.append(dumps(obj).encode())
+            texts.append(_json(obj))
             ties.append(f"{s}\0{t}\0{base + n}")
             if self.opts.edge_importance:
                 v = _coord(a.get(self.opts.edge_importance))

@@ -16,6 +16,8 @@ position (``x``, ``y``). They are read from:
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
@@ -60,9 +62,12 @@ class GCPSet:
 
 def _float(text: str, what: str, origin: str) -> float:
     try:
-        return float(text)
+        value = float(text)
     except (TypeError, ValueError):
         raise GCPError(f"{origin}: {what} {text!r} is not a number; fix or remove that GCP") from None
+    if not math.isfinite(value):
+        raise GCPError(f"{origin}: {what} {text!r} is not a finite number; fix or remove that GCP")
+    return value
 
 
 def parse_points(text: str, origin: str = ".points") -> GCPSet:

@@ -17,6 +17,8 @@ coefficients agree to rounding.
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -162,6 +164,12 @@ def fit(gcps: Sequence[GCP], order: int | None = None) -> Fit:
     :class:`GCPError` with what to do when there are too few or they are collinear.
     """
     enabled = tuple(g for g in gcps if g.enabled)
+    for i, g in enumerate(enabled):  # a GeoTIFF's or .aux.xml's values are not checked as read
+        values = {"pixel": g.pixel, "line": g.line, "x": g.x, "y": g.y}
+        bad = [f"{k} {v}" for k, v in values.items() if not math.isfinite(v)]
+        if bad:
+            raise GCPError(f"GCP {g.id or i + 1} has {', '.join(bad)}: not a finite number;"
+                           " fix or remove that GCP")
     if order is None:
         order = default_order(len(enabled))
     if order not in TERMS:

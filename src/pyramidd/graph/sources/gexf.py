@@ -29,13 +29,15 @@ def read(source: GraphSource, progress: Callable[[int], None]) -> Iterator[Recor
     """Stream ``<node>`` and ``<edge>`` elements, dropping each once read."""
     import xml.etree.ElementTree as ET  # here: every build registers this format
 
-    titles: dict[str, str] = {}  # attribute id -> title
+    # (class, attribute id) -> title: nodes and edges number their attributes apart
+    titles: dict[tuple[str, str], str] = {}
     with CountingFile(source.path, progress) as f:
         try:
             for elem, parent in finished_elements(f):
                 tag = local(elem.tag)
                 if tag == "attribute":
-                    titles[elem.get("id", "")] = elem.get("title") or elem.get("id", "")
+                    kind = parent.get("class", "node") if parent is not None else "node"
+                    titles[(kind, elem.get("id", ""))] = elem.get("title") or elem.get("id", "")
                     continue
                 if parent is None:
                     continue
@@ -52,15 +54,16 @@ def read(source: GraphSource, progress: Callable[[int], None]) -> Iterator[Recor
             ) from None
 
 
-def _attvalues(elem: ET.Element, titles: dict[str, str], attrs: dict[str, Any]) -> None:
+def _attvalues(elem: ET.Element, titles: dict[tuple[str, str], str], kind: str,
+               attrs: dict[str, Any]) -> None:
     for child in elem:
         if local(child.tag) == "attvalues":
             for av in child:
                 key = av.get("for") or av.get("id") or ""
-                attrs[titles.get(key, key)] = number(av.get("value", ""))
+                attrs[titles.get((kind, key), key)] = number(av.get("value", ""))
 
 
-def _node(elem: ET.Element, titles: dict[str, str]) -> Record:
+def _node(elem: ET.Element, titles: dict[tuple[str, str], str]) -> Record:
     attrs: dict[str, Any] = {}
     if elem.get("label") is not None:
         attrs["label"] = elem.get("label")
@@ -77,16 +80,16 @@ def _node(elem: ET.Element, titles: dict[str, str]) -> Record:
             attrs["color"] = (
                 f"rgba({','.join(rgb)},{alpha})" if alpha is not None else f"rgb({','.join(rgb)})"
             )
-    _attvalues(elem, titles, attrs)
+    _attvalues(elem, titles, "node", attrs)
     return (NODE, elem.get("id"), x, y, attrs)
 
 
-def _edge(elem: ET.Element, titles: dict[str, str]) -> Record:
+def _edge(elem: ET.Element, titles: dict[tuple[str, str], str]) -> Record:
     attrs: dict[str, Any] = {}
     for name in ("label", "weight", "type", "kind"):
         if elem.get(name) is not None:
             attrs[name] = number(elem.get(name))
-    _attvalues(elem, titles, attrs)
+    _attvalues(elem, titles, "edge", attrs)
     return (EDGE, elem.get("source"), elem.get("target"), elem.get("id"), attrs)
 
 

@@ -91,8 +91,10 @@ def _node(item: dict[str, Any]) -> Record:
 
 
 def _edge(item: dict[str, Any]) -> Record:
-    attrs = _fields(item)
-    src, tgt = attrs.pop("source", None), attrs.pop("target", None)
+    # The ends are the edge's own source and target: an attribute of that name (from
+    # graphology's "attributes") stays an attribute, and does not move the edge.
+    attrs = _fields({k: v for k, v in item.items() if k not in ("source", "target")})
+    src, tgt = item.get("source"), item.get("target")
     ident = item.get("key", item.get("id"))
     return (
         EDGE,
