@@ -206,3 +206,32 @@ def test_text_that_is_not_utf8_and_ids_that_are_not_unicode(tmp_path):
                              '{"id":"b","x":6,"y":6}], "links": [{"source":"\\ud800","target":"b"}]}')
     assert b'"id":"\\ud800"' in nodes and edges == b'{"source":"\\ud800","target":"b"}'
     assert json.loads(edges)["source"] == "\ud800"
+
+
+def test_a_bom_before_json_and_a_nodes_csv_without_its_edges(tmp_path):
+    # A BOM (as Windows editors save) made the JSON 'not a format any plugin reads';
+    # a nodes.csv without its edges.csv said the same instead of what is missing.
+    text = '{"nodes": [{"id":"a","x":1,"y":5},{"id":"b","x":6,"y":6}], "links": []}'
+    nodes, _ = _payloads(tmp_path, "bom.json", "\ufeff" + text)
+    assert b'{"id":"a"}' in nodes
+    (tmp_path / "lone").mkdir()
+    (tmp_path / "lone" / "nodes.csv").write_text("id,x,y\na,1,2\n")
+    for path in (tmp_path / "lone", tmp_path / "lone" / "nodes.csv"):
+        with pytest.raises(InputError, match="edges.csv is missing"):
+            _builtin_probe(path)
+
+
+def test_pyramidd_build_reads_a_folder_of_nodes_and_edges_csv(tmp_path):
+    import subprocess
+    import sys
+
+    folder = tmp_path / "net"
+    folder.mkdir()
+    (folder / "nodes.csv").write_text("id,x,y\na,0,0\nb,3,4\n")
+    (folder / "edges.csv").write_text("source,target\na,b\n")
+    r = subprocess.run([sys.executable, "-m", "pyramidd", "build", str(folder),
+                        str(tmp_path / "out" / "net"), "--workers", "1"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    index = json.loads((tmp_path / "out" / "net" / "index.json").read_text())
+    assert (index["nodes"], index["edges"]) == (2, 1)

@@ -142,8 +142,9 @@ def cmd_build(args: argparse.Namespace) -> int:
     """Run one build, with a progress bar on a terminal and one summary line at the end."""
     if not args.input.exists():
         raise InputError(f"{args.input}: no such file")
-    if args.input.is_dir():
-        raise InputError(f"{args.input}: is a folder, not a file")
+    if args.input.is_dir() and not (args.input / "nodes.csv").is_file():
+        raise InputError(f"{args.input}: is a folder, not a file (a folder is read only as a"
+                         " graph's nodes.csv and edges.csv)")
     server = _fork_server(args)
 
     import anyio

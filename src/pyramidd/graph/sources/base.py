@@ -62,7 +62,7 @@ def head(path: Path, n: int = 65536) -> str:
     """The first ``n`` bytes of a file as text (empty if it cannot be read)."""
     try:
         with open(path, "rb") as f:
-            return f.read(n).decode("utf-8", "replace")
+            return f.read(n).decode("utf-8", "replace").removeprefix("\ufeff")  # a BOM
     except OSError:
         return ""
 

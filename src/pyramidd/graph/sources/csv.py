@@ -21,15 +21,21 @@ TARGET_COLUMNS = ("target", "to", "dst")
 
 
 def _pair(path: Path) -> tuple[Path, Path] | None:
+    """The nodes and edges files of ``path``; :class:`InputError` for a nodes file
+    (or a folder holding one) whose edges file is missing."""
     if path.is_dir():
         nodes, edges = path / "nodes.csv", path / "edges.csv"
-        return (nodes, edges) if nodes.is_file() and edges.is_file() else None
-    name = path.name
-    if path.is_file() and name.lower().endswith(".csv") and "nodes" in name:
-        edges = path.with_name(name[::-1].replace("sedon", "segde", 1)[::-1])
-        if edges.is_file():
-            return path, edges
-    return None
+    else:
+        name = path.name
+        if not (path.is_file() and name.lower().endswith(".csv") and "nodes" in name):
+            return None
+        nodes, edges = path, path.with_name(name[::-1].replace("sedon", "segde", 1)[::-1])
+    if not nodes.is_file():
+        return None
+    if not edges.is_file():
+        raise InputError(f"{path.name}: a graph's nodes file needs its edges file beside it:"
+                         f" {edges.name} is missing (it may hold only a header)")
+    return nodes, edges
 
 
 class CSVFormat:

@@ -24,7 +24,7 @@ class _Buffer:
     def __init__(self, f: BinaryIO, name: str) -> None:
         self.f = f
         self.name = name
-        self.dec = codecs.getincrementaldecoder("utf-8")()
+        self.dec = codecs.getincrementaldecoder("utf-8-sig")()  # a BOM is dropped
         self.buf = ""
         self.pos = 0
         self.eof = False
