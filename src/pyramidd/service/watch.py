@@ -96,10 +96,10 @@ class FolderWatcher:
                 if exc is None:
                     raise
                 ready()
+                retry_in = max(1.0, self.rescan_interval)
                 log.error("cannot watch the drop folder; trying again", watch=self.watch.name,
-                          folder=str(self.watch.folder), error=str(exc),
-                          retry_in=max(1.0, self.rescan_interval))
-                await anyio.sleep(max(1.0, self.rescan_interval))
+                          folder=str(self.watch.folder), error=str(exc), retry_in=retry_in)
+                await anyio.sleep(retry_in)
 
     async def _watch(self, ready: Callable[[], None]) -> None:
         await anyio.to_thread.run_sync(claim.prepare, self.watch)

@@ -164,7 +164,7 @@ def fit(gcps: Sequence[GCP], order: int | None = None) -> Fit:
     :class:`GCPError` with what to do when there are too few or they are collinear.
     """
     enabled = tuple(g for g in gcps if g.enabled)
-    for i, g in enumerate(enabled):  # a GeoTIFF's or .aux.xml's values are not checked as read
+    for i, g in enumerate(enabled):  # a GeoTIFF's tiepoints are not checked as read
         values = {"pixel": g.pixel, "line": g.line, "x": g.x, "y": g.y}
         bad = [f"{k} {v}" for k, v in values.items() if not math.isfinite(v)]
         if bad:
